@@ -1,0 +1,202 @@
+"""The kernels of :mod:`fastcnn.kernels` in plain NumPy.
+
+Same signatures and semantics as the compiled kernels; this module is the oracle the
+tests compare them with and the baseline the benchmarks time them against. Clarity comes
+first: each function is the textbook definition written with whole-array operations.
+
+Layout is NCHW: ``x`` is (N, C, H, W), ``w`` is (F, C, kh, kw), ``bias`` is (F,).
+``stride``, ``padding``, ``size`` and ``kernel_size`` take an int or an (h, w) pair.
+Outputs have the dtype of the inputs (float32 or float64).
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "correlate2d",
+    "correlate2d_backward_weight",
+    "convolve2d_full",
+    "maxpool2d",
+    "maxpool2d_backward",
+    "avgpool2d",
+    "avgpool2d_backward",
+    "matmul",
+]
+
+
+def _pair(value, name):
+    """An int or an (h, w) pair as a tuple of two ints."""
+    if np.ndim(value) == 0:
+        return int(value), int(value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def _output_size(input_size, kernel_size, stride, padding):
+    """Ho, Wo of a sliding window: (H + 2*ph - kh) // sh + 1, per axis."""
+    sizes = []
+    for extent, kernel, step, pad in zip(input_size, kernel_size, stride, padding):
+        if kernel > extent + 2 * pad:
+            raise ValueError(
+                f"kernel {kernel_size[0]}x{kernel_size[1]} is larger than the padded "
+                f"input {input_size[0] + 2 * padding[0]}x{input_size[1] + 2 * padding[1]}"
+            )
+        sizes.append((extent + 2 * pad - kernel) // step + 1)
+    return tuple(sizes)
+
+
+def _windows(x, kernel_size, stride, padding=(0, 0)):
+    """View of every window of x: (N, C, Ho, Wo, kh, kw), zero padding included."""
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return sliding_window_view(x, kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def _window_rows(offset, step, count):
+    """The slice picking row ``offset`` of each of ``count`` windows ``step`` apart."""
+    return slice(offset, offset + step * (count - 1) + 1, step)
+
+
+def correlate2d(x, w, bias=None, stride=1, padding=0):
+    """Cross-correlation of x (N, C, H, W) with w (F, C, kh, kw), plus bias (F,).
+
+    y[n, f, i, j] = bias[f] + sum_{c, a, b} w[f, c, a, b] * xp[n, c, i*sh + a, j*sw + b]
+    where xp is x zero-padded; returns y (N, F, Ho, Wo).
+    """
+    x, w = np.asarray(x), np.asarray(w)
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    kernel_size = w.shape[2:]
+    _output_size(x.shape[2:], kernel_size, stride, padding)
+    windows = _windows(x, kernel_size, stride, padding)
+    y = np.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, F)
+    y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    if bias is not None:
+        y += np.asarray(bias)[:, None, None]
+    return y
+
+
+def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0):
+    """Gradient of correlate2d with respect to w, summed over the batch.
+
+    grad_w[f, c, a, b] = sum_{n, i, j} grad_y[n, f, i, j] * xp[n, c, i*sh + a, j*sw + b];
+    returns grad_w (F, C, kh, kw).
+    """
+    x, grad_y = np.asarray(x), np.asarray(grad_y)
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_size = _output_size(x.shape[2:], kernel_size, stride, padding)
+    if grad_y.shape[2:] != output_size:
+        raise ValueError(
+            f"grad_y has spatial shape {grad_y.shape[2:]}, expected {output_size}"
+        )
+    windows = _windows(x, kernel_size, stride, padding)
+    return np.tensordot(grad_y, windows, axes=([0, 2, 3], [0, 2, 3]))
+
+
+def convolve2d_full(grad_y, w, input_size, stride=1, padding=0):
+    """Gradient of correlate2d with respect to x: grad_x (N, C, H, W).
+
+    Each grad_y[n, f, i, j] is spread back over the input pixels its window covered,
+    weighted by w[f]; pixels no window touches get 0. ``input_size`` is (H, W).
+    """
+    grad_y, w = np.asarray(grad_y), np.asarray(w)
+    input_size = _pair(input_size, "input_size")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    kh, kw = w.shape[2:]
+    output_size = _output_size(input_size, (kh, kw), (sh, sw), (ph, pw))
+    if grad_y.shape[2:] != output_size:
+        raise ValueError(
+            f"input_size {input_size} gives outputs of {output_size}, "
+            f"but grad_y has {grad_y.shape[2:]}"
+        )
+    n, _, ho, wo = grad_y.shape
+    height, width = input_size
+    # contributions[n, i, j, c, a, b]: what window (i, j) sends to its pixel (a, b).
+    contributions = np.tensordot(grad_y, w, axes=([1], [0]))
+    grad_padded = np.zeros((n, w.shape[1], height + 2 * ph, width + 2 * pw), grad_y.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            rows, cols = _window_rows(a, sh, ho), _window_rows(b, sw, wo)
+            grad_padded[:, :, rows, cols] += contributions[..., a, b].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(grad_padded[:, :, ph : ph + height, pw : pw + width])
+
+
+def maxpool2d(x, size=2, stride=None):
+    """Max-pool x (N, C, H, W) over size windows, stride apart (default: size).
+
+    Returns (y, argmax), both (N, C, Ho, Wo); argmax (int64) is the flat index
+    row*W + col of each window's maximum in its (H, W) plane. Ties go to the first
+    in row-major order, and a NaN wins (the first NaN), as with np.argmax.
+    """
+    x = np.asarray(x)
+    kh, kw = _pair(size, "size")
+    stride = (kh, kw) if stride is None else _pair(stride, "stride")
+    ho, wo = _output_size(x.shape[2:], (kh, kw), stride, (0, 0))
+    windows = _windows(x, (kh, kw), stride)
+    flat_windows = windows.reshape(*windows.shape[:4], kh * kw)
+    winner = np.argmax(flat_windows, axis=-1)  # row-major index inside the window
+    y = np.take_along_axis(flat_windows, winner[..., None], axis=-1)[..., 0]
+    window_top = (np.arange(ho) * stride[0])[:, None]
+    window_left = (np.arange(wo) * stride[1])[None, :]
+    rows, cols = window_top + winner // kw, window_left + winner % kw
+    argmax = (rows * x.shape[3] + cols).astype(np.int64)
+    return np.ascontiguousarray(y), argmax
+
+
+def maxpool2d_backward(grad_y, argmax, input_size):
+    """Gradient of maxpool2d: each grad_y value is added to the input pixel at argmax.
+
+    Overlapping windows that picked the same pixel add up. Returns grad_x (N, C, H, W).
+    """
+    grad_y, argmax = np.asarray(grad_y), np.asarray(argmax)
+    height, width = _pair(input_size, "input_size")
+    n, c = grad_y.shape[:2]
+    grad_x = np.zeros((n, c, height * width), grad_y.dtype)
+    planes = np.arange(n * c).reshape(n, c, 1, 1) * (height * width)
+    np.add.at(grad_x.reshape(-1), (planes + argmax).reshape(-1), grad_y.reshape(-1))
+    return grad_x.reshape(n, c, height, width)
+
+
+def avgpool2d(x, size=2, stride=None):
+    """Average-pool x (N, C, H, W): each window's sum divided by its area kh*kw."""
+    x = np.asarray(x)
+    kh, kw = _pair(size, "size")
+    stride = (kh, kw) if stride is None else _pair(stride, "stride")
+    _output_size(x.shape[2:], (kh, kw), stride, (0, 0))
+    windows = _windows(x, (kh, kw), stride)
+    return np.ascontiguousarray(windows.sum(axis=(4, 5)) / x.dtype.type(kh * kw))
+
+
+def avgpool2d_backward(grad_y, input_size, size=2, stride=None):
+    """Gradient of avgpool2d: grad_y / (kh*kw) spread over each window, summed."""
+    grad_y = np.asarray(grad_y)
+    height, width = _pair(input_size, "input_size")
+    kh, kw = _pair(size, "size")
+    sh, sw = (kh, kw) if stride is None else _pair(stride, "stride")
+    output_size = _output_size((height, width), (kh, kw), (sh, sw), (0, 0))
+    if grad_y.shape[2:] != output_size:
+        raise ValueError(
+            f"input_size {(height, width)} gives outputs of {output_size}, "
+            f"but grad_y has {grad_y.shape[2:]}"
+        )
+    ho, wo = output_size
+    share = grad_y / grad_y.dtype.type(kh * kw)
+    grad_x = np.zeros((*grad_y.shape[:2], height, width), grad_y.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            grad_x[:, :, _window_rows(a, sh, ho), _window_rows(b, sw, wo)] += share
+    return grad_x
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """op(a) @ op(b) for 2-D a and b, where op transposes when its flag is set."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"a and b must be 2-D, got {a.ndim}-D and {b.ndim}-D")
+    if transpose_a:
+        a = a.T
+    if transpose_b:
+        b = b.T
+    return np.ascontiguousarray(a @ b)
