@@ -1,0 +1,489 @@
+// The one Python module, fastcnn._core: converts and checks every argument,
+// dispatches on dtype, and releases the GIL around the pure C++ kernels.
+// Bad input raises TypeError / ValueError (std::invalid_argument) / IndexError
+// (std::out_of_range) before any output is written.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <climits>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "conv.hpp"
+#include "gemm.hpp"
+#include "parallel.hpp"
+#include "pool.hpp"
+
+namespace py = pybind11;
+using fastcnn::ConvShape;
+using fastcnn::PoolShape;
+
+namespace {
+
+// Sizes, strides and paddings above this are refused, so that no index
+// arithmetic on them can overflow 64 bits.
+constexpr int64_t kMaxParameter = INT32_MAX;
+
+struct Pair {
+    int64_t h, w;
+};
+
+std::string type_name(py::handle obj) {
+    return py::str(py::type::handle_of(obj).attr("__name__"));
+}
+
+std::string shape_text(const py::array& a) {
+    std::ostringstream out;
+    out << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) out << (i ? ", " : "") << a.shape(i);
+    out << (a.ndim() == 1 ? ",)" : ")");
+    return out.str();
+}
+
+std::string pair_text(Pair p) {
+    return "(" + std::to_string(p.h) + ", " + std::to_string(p.w) + ")";
+}
+
+std::string size_text(int64_t h, int64_t w) { return std::to_string(h) + "x" + std::to_string(w); }
+
+int64_t to_int(py::handle obj, const std::string& name) {
+    if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+        throw py::type_error(name + " must be an int or an (h, w) pair of ints, got " +
+                             type_name(obj));
+    py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+    if (!index) throw py::error_already_set();
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (overflow || value > kMaxParameter || value < -kMaxParameter)
+        throw std::invalid_argument(name + " is out of range: " +
+                                    std::string(py::str(obj)));
+    return value;
+}
+
+// An int, or a sequence of two ints (h, w).
+Pair to_pair(py::handle obj, const std::string& name) {
+    if (PyIndex_Check(obj.ptr()) || PyBool_Check(obj.ptr())) {
+        const int64_t value = to_int(obj, name);
+        return {value, value};
+    }
+    if (!PySequence_Check(obj.ptr()) || py::isinstance<py::str>(obj))
+        throw py::type_error(name + " must be an int or an (h, w) pair of ints, got " +
+                             type_name(obj));
+    py::sequence items = py::reinterpret_borrow<py::sequence>(obj);
+    if (items.size() != 2)
+        throw std::invalid_argument(name + " must be an int or an (h, w) pair, got " +
+                                    std::to_string(items.size()) + " values");
+    return {to_int(items[0], name), to_int(items[1], name)};
+}
+
+Pair positive_pair(py::handle obj, const std::string& name) {
+    const Pair p = to_pair(obj, name);
+    if (p.h <= 0 || p.w <= 0)
+        throw std::invalid_argument(name + " must be positive, got " + pair_text(p));
+    return p;
+}
+
+Pair padding_pair(py::handle obj) {
+    const Pair p = to_pair(obj, "padding");
+    if (p.h < 0 || p.w < 0)
+        throw std::invalid_argument("padding must be non-negative, got " + pair_text(p));
+    return p;
+}
+
+// A float32 or float64 numpy array of the given rank.
+py::array float_array(py::handle obj, const std::string& name, int rank, const char* layout) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(name + " must be a numpy array of float32 or float64, got " +
+                             type_name(obj));
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const py::dtype dtype = a.dtype();
+    if (dtype.kind() != 'f' || (dtype.itemsize() != 4 && dtype.itemsize() != 8))
+        throw py::type_error(name + " must be float32 or float64, got " +
+                             std::string(py::str(dtype)));
+    if (a.ndim() != rank)
+        throw std::invalid_argument(name + " must be " + std::to_string(rank) + "-D " + layout +
+                                    ", got shape " + shape_text(a));
+    return a;
+}
+
+void require_same_dtype(const py::array& a, const std::string& a_name, const py::array& b,
+                        const std::string& b_name) {
+    if (a.dtype().itemsize() != b.dtype().itemsize())
+        throw py::type_error(a_name + " has dtype " + std::string(py::str(a.dtype())) + " but " +
+                             b_name + " has dtype " + std::string(py::str(b.dtype())) +
+                             "; convert both to float32 or both to float64");
+}
+
+bool is_float32(const py::array& a) { return a.dtype().itemsize() == 4; }
+
+// A C-contiguous array of T: the same object when it already is one.
+template <typename T>
+py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+    return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+int64_t checked_product(std::initializer_list<int64_t> dims) {
+    int64_t total = 1;
+    for (int64_t d : dims) {
+        if (d != 0 && total > INT64_MAX / d)
+            throw std::invalid_argument("the output would have more than 2^63 elements");
+        total *= d;
+    }
+    return total;
+}
+
+// Output size of a window sweep: (size + 2·pad − window) / stride + 1.
+int64_t out_size(int64_t size, int64_t window, int64_t stride, int64_t pad) {
+    return (size + 2 * pad - window) / stride + 1;
+}
+
+// Shape checks shared by the forward pass and both gradients.
+ConvShape conv_shape(int64_t batch, int64_t channels, Pair input, int64_t filters, Pair kernel,
+                     Pair stride, Pair padding) {
+    if (kernel.h > input.h + 2 * padding.h || kernel.w > input.w + 2 * padding.w)
+        throw std::invalid_argument(
+            "kernel " + size_text(kernel.h, kernel.w) + " is larger than the padded input " +
+            size_text(input.h + 2 * padding.h, input.w + 2 * padding.w) + " (input " +
+            size_text(input.h, input.w) + ", padding " + pair_text(padding) + ")");
+    ConvShape s{batch,    channels, input.h,  input.w,  filters,   kernel.h, kernel.w,
+                stride.h, stride.w, padding.h, padding.w, 0,        0};
+    s.out_h = out_size(input.h, kernel.h, stride.h, padding.h);
+    s.out_w = out_size(input.w, kernel.w, stride.w, padding.w);
+    checked_product({batch, filters, s.out_h, s.out_w});
+    checked_product({batch, channels, input.h, input.w});
+    return s;
+}
+
+PoolShape pool_shape(int64_t planes, Pair input, Pair size, Pair stride) {
+    if (size.h > input.h || size.w > input.w)
+        throw std::invalid_argument("pool window " + size_text(size.h, size.w) +
+                                    " is larger than the input " +
+                                    size_text(input.h, input.w));
+    PoolShape s{planes, input.h, input.w, size.h, size.w, stride.h, stride.w, 0, 0};
+    s.out_h = out_size(input.h, size.h, stride.h, 0);
+    s.out_w = out_size(input.w, size.w, stride.w, 0);
+    checked_product({planes, input.h, input.w});
+    return s;
+}
+
+// grad_y's (H, W) must be what the forward pass made from input_size.
+void require_output_size(const py::array& grad_y, int64_t out_h, int64_t out_w,
+                         const std::string& made_from) {
+    if (grad_y.shape(2) != out_h || grad_y.shape(3) != out_w)
+        throw std::invalid_argument(made_from + " gives a " + size_text(out_h, out_w) +
+                                    " output, but grad_y is " +
+                                    size_text(grad_y.shape(2), grad_y.shape(3)) +
+                                    " (shape " + shape_text(grad_y) + ")");
+}
+
+Pair pool_stride(py::handle stride, Pair size) {
+    return stride.is_none() ? size : positive_pair(stride, "stride");
+}
+
+template <typename T>
+py::array_t<T> new_array(std::vector<py::ssize_t> shape) {
+    return py::array_t<T>(shape);
+}
+
+// ---- correlation -----------------------------------------------------------
+
+template <typename T>
+py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::array& w,
+                          const py::object& bias) {
+    auto xc = contiguous<T>(x), wc = contiguous<T>(w);
+    py::array_t<T, py::array::c_style> bc;
+    if (!bias.is_none()) bc = contiguous<T>(py::reinterpret_borrow<py::array>(bias));
+    auto y = new_array<T>({s.batch, s.filters, s.out_h, s.out_w});
+    const T* bias_data = bias.is_none() ? nullptr : bc.data();
+    T* out = y.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::correlate2d<T>(s, xc.data(), wc.data(), bias_data, out);
+    return y;
+}
+
+py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::object stride_obj,
+                      py::object padding_obj) {
+    const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
+    const py::array w = float_array(w_obj, "w", 4, "(F, C, kh, kw)");
+    require_same_dtype(w, "w", x, "x");
+    if (w.shape(1) != x.shape(1))
+        throw std::invalid_argument("w has " + std::to_string(w.shape(1)) +
+                                    " input channels but x has " + std::to_string(x.shape(1)) +
+                                    " channels (x " + shape_text(x) + ", w " + shape_text(w) +
+                                    ")");
+    if (!bias.is_none()) {
+        const py::array b = float_array(bias, "bias", 1, "(F,)");
+        require_same_dtype(b, "bias", x, "x");
+        if (b.shape(0) != w.shape(0))
+            throw std::invalid_argument("bias must have shape (" + std::to_string(w.shape(0)) +
+                                        ",), one value per filter of w, got " + shape_text(b));
+    }
+    const Pair stride = positive_pair(stride_obj, "stride");
+    const Pair padding = padding_pair(padding_obj);
+    if (w.shape(2) == 0 || w.shape(3) == 0)
+        throw std::invalid_argument("w must have a kernel of at least 1x1, got shape " +
+                                    shape_text(w));
+    const ConvShape s = conv_shape(x.shape(0), x.shape(1), {x.shape(2), x.shape(3)}, w.shape(0),
+                                   {w.shape(2), w.shape(3)}, stride, padding);
+    return is_float32(x) ? run_correlate2d<float>(s, x, w, bias)
+                         : run_correlate2d<double>(s, x, w, bias);
+}
+
+template <typename T>
+py::array run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y) {
+    auto xc = contiguous<T>(x), gc = contiguous<T>(grad_y);
+    auto grad_w = new_array<T>({s.filters, s.channels, s.kernel_h, s.kernel_w});
+    T* out = grad_w.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out);
+    return grad_w;
+}
+
+py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
+                                      py::object kernel_size, py::object stride_obj,
+                                      py::object padding_obj) {
+    const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, F, Ho, Wo)");
+    require_same_dtype(grad_y, "grad_y", x, "x");
+    const Pair kernel = positive_pair(kernel_size, "kernel_size");
+    const Pair stride = positive_pair(stride_obj, "stride");
+    const Pair padding = padding_pair(padding_obj);
+    if (grad_y.shape(0) != x.shape(0))
+        throw std::invalid_argument("grad_y has a batch of " + std::to_string(grad_y.shape(0)) +
+                                    " but x has " + std::to_string(x.shape(0)) + " (grad_y " +
+                                    shape_text(grad_y) + ", x " + shape_text(x) + ")");
+    const ConvShape s = conv_shape(x.shape(0), x.shape(1), {x.shape(2), x.shape(3)},
+                                   grad_y.shape(1), kernel, stride, padding);
+    require_output_size(grad_y, s.out_h, s.out_w,
+                        "x " + shape_text(x) + " with kernel_size " + pair_text(kernel) +
+                            ", stride " + pair_text(stride) + " and padding " +
+                            pair_text(padding));
+    return is_float32(x) ? run_backward_weight<float>(s, x, grad_y)
+                         : run_backward_weight<double>(s, x, grad_y);
+}
+
+template <typename T>
+py::array run_convolve2d_full(const ConvShape& s, const py::array& grad_y, const py::array& w) {
+    auto gc = contiguous<T>(grad_y), wc = contiguous<T>(w);
+    auto grad_x = new_array<T>({s.batch, s.channels, s.height, s.width});
+    T* out = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::convolve2d_full<T>(s, gc.data(), wc.data(), out);
+    return grad_x;
+}
+
+py::array convolve2d_full(py::object grad_y_obj, py::object w_obj, py::object input_size,
+                          py::object stride_obj, py::object padding_obj) {
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, F, Ho, Wo)");
+    const py::array w = float_array(w_obj, "w", 4, "(F, C, kh, kw)");
+    require_same_dtype(w, "w", grad_y, "grad_y");
+    if (grad_y.shape(1) != w.shape(0))
+        throw std::invalid_argument("grad_y has " + std::to_string(grad_y.shape(1)) +
+                                    " channels but w has " + std::to_string(w.shape(0)) +
+                                    " filters (grad_y " + shape_text(grad_y) + ", w " +
+                                    shape_text(w) + ")");
+    const Pair input = positive_pair(input_size, "input_size");
+    const Pair stride = positive_pair(stride_obj, "stride");
+    const Pair padding = padding_pair(padding_obj);
+    if (w.shape(2) == 0 || w.shape(3) == 0)
+        throw std::invalid_argument("w must have a kernel of at least 1x1, got shape " +
+                                    shape_text(w));
+    const ConvShape s = conv_shape(grad_y.shape(0), w.shape(1), input, w.shape(0),
+                                   {w.shape(2), w.shape(3)}, stride, padding);
+    require_output_size(grad_y, s.out_h, s.out_w,
+                        "input_size " + pair_text(input) + " with kernel " +
+                            size_text(w.shape(2), w.shape(3)) + ", stride " + pair_text(stride) +
+                            " and padding " + pair_text(padding));
+    return is_float32(grad_y) ? run_convolve2d_full<float>(s, grad_y, w)
+                              : run_convolve2d_full<double>(s, grad_y, w);
+}
+
+// ---- pooling ---------------------------------------------------------------
+
+template <typename T>
+py::tuple run_maxpool2d(const PoolShape& s, const py::array& x) {
+    auto xc = contiguous<T>(x);
+    const std::vector<py::ssize_t> shape{x.shape(0), x.shape(1), s.out_h, s.out_w};
+    auto y = new_array<T>(shape);
+    auto argmax = new_array<int64_t>(shape);
+    T* out = y.mutable_data();
+    int64_t* index = argmax.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fastcnn::maxpool2d<T>(s, xc.data(), out, index);
+    }
+    return py::make_tuple(y, argmax);
+}
+
+py::tuple maxpool2d(py::object x_obj, py::object size_obj, py::object stride_obj) {
+    const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
+    const Pair size = positive_pair(size_obj, "size");
+    const Pair stride = pool_stride(stride_obj, size);
+    const PoolShape s =
+        pool_shape(x.shape(0) * x.shape(1), {x.shape(2), x.shape(3)}, size, stride);
+    return is_float32(x) ? run_maxpool2d<float>(s, x) : run_maxpool2d<double>(s, x);
+}
+
+template <typename T>
+py::array run_maxpool2d_backward(const PoolShape& s, const py::array& grad_y,
+                                 const py::array_t<int64_t, py::array::c_style>& argmax) {
+    auto gc = contiguous<T>(grad_y);
+    auto grad_x = new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width});
+    T* out = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::maxpool2d_backward<T>(s, gc.data(), argmax.data(), out);
+    return grad_x;
+}
+
+py::array maxpool2d_backward(py::object grad_y_obj, py::object argmax_obj,
+                             py::object input_size) {
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, C, Ho, Wo)");
+    if (!py::isinstance<py::array>(argmax_obj))
+        throw py::type_error("argmax must be a numpy array of int64, got " +
+                             type_name(argmax_obj));
+    const py::array argmax_any = py::reinterpret_borrow<py::array>(argmax_obj);
+    const py::dtype dtype = argmax_any.dtype();
+    if (dtype.kind() != 'i' || dtype.itemsize() != 8)
+        throw py::type_error("argmax must be int64 (as maxpool2d returns it), got " +
+                             std::string(py::str(dtype)));
+    if (argmax_any.ndim() != 4 || shape_text(argmax_any) != shape_text(grad_y))
+        throw std::invalid_argument("argmax must have grad_y's shape " + shape_text(grad_y) +
+                                    ", got " + shape_text(argmax_any));
+    const Pair input = positive_pair(input_size, "input_size");
+    checked_product({grad_y.shape(0), grad_y.shape(1), input.h, input.w});
+    const auto argmax = py::array_t<int64_t, py::array::c_style>::ensure(argmax_any);
+    const int64_t plane = input.h * input.w;
+    const int64_t* index = argmax.data();
+    for (py::ssize_t i = 0, count = argmax.size(); i < count; ++i)
+        if (index[i] < 0 || index[i] >= plane)
+            throw std::out_of_range("argmax holds the index " + std::to_string(index[i]) +
+                                    ", outside the " + size_text(input.h, input.w) +
+                                    " input plane given by input_size (valid: 0 to " +
+                                    std::to_string(plane - 1) + ")");
+    PoolShape s{grad_y.shape(0) * grad_y.shape(1), input.h, input.w, 1, 1, 1, 1,
+                grad_y.shape(2), grad_y.shape(3)};
+    return is_float32(grad_y) ? run_maxpool2d_backward<float>(s, grad_y, argmax)
+                              : run_maxpool2d_backward<double>(s, grad_y, argmax);
+}
+
+template <typename T>
+py::array run_avgpool2d(const PoolShape& s, const py::array& x) {
+    auto xc = contiguous<T>(x);
+    auto y = new_array<T>({x.shape(0), x.shape(1), s.out_h, s.out_w});
+    T* out = y.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::avgpool2d<T>(s, xc.data(), out);
+    return y;
+}
+
+py::array avgpool2d(py::object x_obj, py::object size_obj, py::object stride_obj) {
+    const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
+    const Pair size = positive_pair(size_obj, "size");
+    const Pair stride = pool_stride(stride_obj, size);
+    const PoolShape s =
+        pool_shape(x.shape(0) * x.shape(1), {x.shape(2), x.shape(3)}, size, stride);
+    return is_float32(x) ? run_avgpool2d<float>(s, x) : run_avgpool2d<double>(s, x);
+}
+
+template <typename T>
+py::array run_avgpool2d_backward(const PoolShape& s, const py::array& grad_y) {
+    auto gc = contiguous<T>(grad_y);
+    auto grad_x = new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width});
+    T* out = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::avgpool2d_backward<T>(s, gc.data(), out);
+    return grad_x;
+}
+
+py::array avgpool2d_backward(py::object grad_y_obj, py::object input_size, py::object size_obj,
+                             py::object stride_obj) {
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, C, Ho, Wo)");
+    const Pair input = positive_pair(input_size, "input_size");
+    const Pair size = positive_pair(size_obj, "size");
+    const Pair stride = pool_stride(stride_obj, size);
+    const PoolShape s = pool_shape(grad_y.shape(0) * grad_y.shape(1), input, size, stride);
+    require_output_size(grad_y, s.out_h, s.out_w,
+                        "input_size " + pair_text(input) + " with pool size " +
+                            pair_text(size) + " and stride " + pair_text(stride));
+    return is_float32(grad_y) ? run_avgpool2d_backward<float>(s, grad_y)
+                              : run_avgpool2d_backward<double>(s, grad_y);
+}
+
+// ---- matmul ----------------------------------------------------------------
+
+template <typename T>
+fastcnn::MatrixRef<T> matrix_ref(const py::array& a, bool transpose) {
+    const int64_t rows = a.strides(0) / int64_t(sizeof(T)), cols = a.strides(1) / int64_t(sizeof(T));
+    const T* data = static_cast<const T*>(a.data());
+    return transpose ? fastcnn::MatrixRef<T>{data, cols, rows} : fastcnn::MatrixRef<T>{data, rows, cols};
+}
+
+// Strides that are not whole elements (possible with some views) get a copy.
+template <typename T>
+py::array element_strided(const py::array& a) {
+    const bool whole = a.strides(0) % py::ssize_t(sizeof(T)) == 0 &&
+                       a.strides(1) % py::ssize_t(sizeof(T)) == 0 &&
+                       reinterpret_cast<std::uintptr_t>(a.data()) % sizeof(T) == 0;
+    if (whole && a.dtype().attr("isnative").cast<bool>()) return a;
+    return contiguous<T>(py::array(a.attr("copy")()));
+}
+
+template <typename T>
+py::array run_matmul(const py::array& a_in, const py::array& b_in, bool transpose_a,
+                     bool transpose_b, int64_t m, int64_t n, int64_t k) {
+    const py::array a = element_strided<T>(a_in), b = element_strided<T>(b_in);
+    const auto a_ref = matrix_ref<T>(a, transpose_a), b_ref = matrix_ref<T>(b, transpose_b);
+    auto c = new_array<T>({m, n});
+    T* out = c.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::gemm<T>(m, n, k, a_ref, b_ref, out, n, false, true);
+    return c;
+}
+
+py::array matmul(py::object a_obj, py::object b_obj, bool transpose_a, bool transpose_b) {
+    const py::array a = float_array(a_obj, "a", 2, "(rows, columns)");
+    const py::array b = float_array(b_obj, "b", 2, "(rows, columns)");
+    require_same_dtype(b, "b", a, "a");
+    const int64_t m = a.shape(transpose_a ? 1 : 0), k = a.shape(transpose_a ? 0 : 1);
+    const int64_t b_rows = b.shape(transpose_b ? 1 : 0), n = b.shape(transpose_b ? 0 : 1);
+    if (k != b_rows)
+        throw std::invalid_argument(
+            "a and b cannot be multiplied: " + std::string(transpose_a ? "a.T" : "a") + " is " +
+            size_text(m, k) + " and " + (transpose_b ? "b.T" : "b") + " is " +
+            size_text(b_rows, n) + " (a " + shape_text(a) + ", b " + shape_text(b) + ")");
+    return is_float32(a) ? run_matmul<float>(a, b, transpose_a, transpose_b, m, n, k)
+                         : run_matmul<double>(a, b, transpose_a, transpose_b, m, n, k);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastcnn's C++ kernels (private: use fastcnn.kernels)";
+    m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
+          py::arg("stride") = 1, py::arg("padding") = 0);
+    m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
+          py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,
+          py::arg("padding") = 0);
+    m.def("convolve2d_full", &convolve2d_full, py::arg("grad_y"), py::arg("w"),
+          py::arg("input_size"), py::arg("stride") = 1, py::arg("padding") = 0);
+    m.def("maxpool2d", &maxpool2d, py::arg("x"), py::arg("size") = 2,
+          py::arg("stride") = py::none());
+    m.def("maxpool2d_backward", &maxpool2d_backward, py::arg("grad_y"), py::arg("argmax"),
+          py::arg("input_size"));
+    m.def("avgpool2d", &avgpool2d, py::arg("x"), py::arg("size") = 2,
+          py::arg("stride") = py::none());
+    m.def("avgpool2d_backward", &avgpool2d_backward, py::arg("grad_y"), py::arg("input_size"),
+          py::arg("size") = 2, py::arg("stride") = py::none());
+    m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a") = false,
+          py::arg("transpose_b") = false);
+
+    m.def("set_num_threads", &fastcnn::set_num_threads, py::arg("n"));
+    m.def("get_num_threads", &fastcnn::num_threads);
+    m.def("simd_path", &fastcnn::simd_path);
+    m.def("supported_simd_paths", &fastcnn::supported_simd_paths);
+    m.def("set_simd_path", &fastcnn::set_simd_path, py::arg("name"));
+}

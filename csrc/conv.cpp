@@ -1,0 +1,173 @@
+#include "conv.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "gemm.hpp"
+#include "parallel.hpp"
+
+namespace fastcnn {
+namespace {
+
+// The im2col buffer of one task never exceeds this many bytes (unless a single
+// output row needs more); output rows are processed in bands that fit.
+constexpr int64_t kColumnBytes = int64_t(4) << 20;
+// The weight gradient is summed per block of images, then the blocks in order.
+constexpr int64_t kMaxWeightBlocks = 8;
+constexpr int64_t kPartialBytes = int64_t(16) << 20;
+
+int64_t patch_size(const ConvShape& s) { return s.channels * s.kernel_h * s.kernel_w; }
+
+template <typename T>
+int64_t band_rows(const ConvShape& s) {
+    const int64_t row_bytes = patch_size(s) * s.out_w * int64_t(sizeof(T));
+    return std::clamp<int64_t>(kColumnBytes / std::max<int64_t>(row_bytes, 1), 1,
+                               std::max<int64_t>(s.out_h, 1));
+}
+
+// Output columns ow whose input column ow·stride − pad + offset lies in [0, size).
+void valid_range(int64_t size, int64_t out, int64_t stride, int64_t pad, int64_t offset,
+                 int64_t& first, int64_t& last) {
+    const int64_t shift = pad - offset;  // ow·stride >= shift and ow·stride < size + shift
+    first = shift > 0 ? (shift + stride - 1) / stride : 0;
+    last = size + shift > 0 ? std::min(out, (size + shift - 1) / stride + 1) : 0;
+    first = std::min(first, last);
+}
+
+// col[(c·kh + i)·kw + j][(r − r0)·Wo + ow] = x[c][r·sh − ph + i][ow·sw − pw + j]
+// (zero outside the image), for output rows r in [r0, r1).
+template <typename T>
+void im2col(const ConvShape& s, const T* image, int64_t r0, int64_t r1, T* col) {
+    const int64_t cols = (r1 - r0) * s.out_w;
+    for (int64_t c = 0; c < s.channels; ++c)
+        for (int64_t i = 0; i < s.kernel_h; ++i)
+            for (int64_t j = 0; j < s.kernel_w; ++j) {
+                T* dst = col + ((c * s.kernel_h + i) * s.kernel_w + j) * cols;
+                int64_t first, last;
+                valid_range(s.width, s.out_w, s.stride_w, s.pad_w, j, first, last);
+                for (int64_t r = r0; r < r1; ++r, dst += s.out_w) {
+                    const int64_t y = r * s.stride_h - s.pad_h + i;
+                    if (y < 0 || y >= s.height) {
+                        std::fill(dst, dst + s.out_w, T(0));
+                        continue;
+                    }
+                    const T* src = image + (c * s.height + y) * s.width + j - s.pad_w;
+                    std::fill(dst, dst + first, T(0));
+                    for (int64_t ow = first; ow < last; ++ow) dst[ow] = src[ow * s.stride_w];
+                    std::fill(dst + last, dst + s.out_w, T(0));
+                }
+            }
+}
+
+// The adjoint of im2col: adds every column entry back onto its input pixel.
+template <typename T>
+void col2im_add(const ConvShape& s, const T* col, int64_t r0, int64_t r1, T* image) {
+    const int64_t cols = (r1 - r0) * s.out_w;
+    for (int64_t c = 0; c < s.channels; ++c)
+        for (int64_t i = 0; i < s.kernel_h; ++i)
+            for (int64_t j = 0; j < s.kernel_w; ++j) {
+                const T* src = col + ((c * s.kernel_h + i) * s.kernel_w + j) * cols;
+                int64_t first, last;
+                valid_range(s.width, s.out_w, s.stride_w, s.pad_w, j, first, last);
+                for (int64_t r = r0; r < r1; ++r, src += s.out_w) {
+                    const int64_t y = r * s.stride_h - s.pad_h + i;
+                    if (y < 0 || y >= s.height) continue;
+                    T* dst = image + (c * s.height + y) * s.width - s.pad_w + j;
+                    for (int64_t ow = first; ow < last; ++ow) dst[ow * s.stride_w] += src[ow];
+                }
+            }
+}
+
+}  // namespace
+
+template <typename T>
+void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+    const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
+    const int64_t rows = band_rows<T>(s);
+    const bool threads_inside = s.batch == 1;
+    parallel_for(s.batch, 1, [&](int64_t first, int64_t last) {
+        std::vector<T> col(patch * rows * s.out_w);
+        for (int64_t n = first; n < last; ++n) {
+            const T* image = x + n * s.channels * s.height * s.width;
+            T* out = y + n * s.filters * plane;
+            for (int64_t r0 = 0; r0 < s.out_h; r0 += rows) {
+                const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
+                im2col(s, image, r0, r1, col.data());
+                gemm<T>(s.filters, cols, patch, {w, patch, 1}, {col.data(), cols, 1},
+                        out + r0 * s.out_w, plane, false, threads_inside);
+            }
+            if (bias)
+                for (int64_t f = 0; f < s.filters; ++f)
+                    for (T *v = out + f * plane, *end = v + plane; v < end; ++v) *v += bias[f];
+        }
+    });
+}
+
+template <typename T>
+void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y, T* grad_w) {
+    const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
+    const int64_t weights = s.filters * patch;
+    std::fill(grad_w, grad_w + weights, T(0));
+    if (s.batch == 0 || plane == 0) return;
+    // The block count depends on the shapes only, never on the thread count,
+    // so the order of the sum is fixed.
+    const int64_t blocks = std::clamp<int64_t>(
+        kPartialBytes / std::max<int64_t>(weights * int64_t(sizeof(T)), 1), 1,
+        std::min(kMaxWeightBlocks, s.batch));
+    const int64_t rows = band_rows<T>(s);
+    std::vector<T> partials(blocks * weights);
+    parallel_for(blocks, 1, [&](int64_t first_block, int64_t last_block) {
+        std::vector<T> col(patch * rows * s.out_w);
+        for (int64_t block = first_block; block < last_block; ++block) {
+            T* sum = partials.data() + block * weights;
+            bool first = true;
+            for (int64_t n = block * s.batch / blocks; n < (block + 1) * s.batch / blocks; ++n)
+                for (int64_t r0 = 0; r0 < s.out_h; r0 += rows) {
+                    const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
+                    im2col(s, x + n * s.channels * s.height * s.width, r0, r1, col.data());
+                    const T* g = grad_y + n * s.filters * plane + r0 * s.out_w;
+                    gemm<T>(s.filters, patch, cols, {g, plane, 1}, {col.data(), 1, cols}, sum,
+                            patch, !first, blocks == 1);
+                    first = false;
+                }
+        }
+    });
+    for (int64_t block = 0; block < blocks; ++block)
+        for (int64_t i = 0; i < weights; ++i) grad_w[i] += partials[block * weights + i];
+}
+
+template <typename T>
+void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x) {
+    const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
+    const int64_t image_size = s.channels * s.height * s.width;
+    const int64_t rows = band_rows<T>(s);
+    const bool threads_inside = s.batch == 1;
+    parallel_for(s.batch, 1, [&](int64_t first, int64_t last) {
+        std::vector<T> col(patch * rows * s.out_w);
+        for (int64_t n = first; n < last; ++n) {
+            T* image = grad_x + n * image_size;
+            std::fill(image, image + image_size, T(0));
+            for (int64_t r0 = 0; r0 < s.out_h; r0 += rows) {
+                const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
+                const T* g = grad_y + n * s.filters * plane + r0 * s.out_w;
+                // col = wᵀ·grad_y: w read as its transpose through the strides.
+                gemm<T>(patch, cols, s.filters, {w, 1, patch}, {g, plane, 1}, col.data(), cols,
+                        false, threads_inside);
+                col2im_add(s, col.data(), r0, r1, image);
+            }
+        }
+    });
+}
+
+template void correlate2d<float>(const ConvShape&, const float*, const float*, const float*,
+                                 float*);
+template void correlate2d<double>(const ConvShape&, const double*, const double*,
+                                  const double*, double*);
+template void correlate2d_backward_weight<float>(const ConvShape&, const float*, const float*,
+                                                 float*);
+template void correlate2d_backward_weight<double>(const ConvShape&, const double*,
+                                                  const double*, double*);
+template void convolve2d_full<float>(const ConvShape&, const float*, const float*, float*);
+template void convolve2d_full<double>(const ConvShape&, const double*, const double*, double*);
+
+}  // namespace fastcnn

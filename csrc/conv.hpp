@@ -1,0 +1,32 @@
+// Strided, zero-padded, multi-channel 2-D correlation and its two gradients.
+//
+// All three run through im2col + gemm, one image (or a band of its output
+// rows) at a time, so scratch memory stays bounded whatever the batch size.
+// Arrays are contiguous NCHW; shapes were checked by the caller.
+#pragma once
+
+#include <cstdint>
+
+namespace fastcnn {
+
+struct ConvShape {
+    int64_t batch, channels, height, width;  // input x: (N, C, H, W)
+    int64_t filters, kernel_h, kernel_w;     // weights w: (F, C, kh, kw)
+    int64_t stride_h, stride_w, pad_h, pad_w;
+    int64_t out_h, out_w;                    // Ho = (H + 2·ph − kh) / sh + 1
+};
+
+// y = correlate(x, w) + bias; bias may be null.
+template <typename T>
+void correlate2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y);
+
+// grad_w = Σ over the batch of correlate(x, grad_y): the gradient of y w.r.t. w.
+template <typename T>
+void correlate2d_backward_weight(const ConvShape& shape, const T* x, const T* grad_y,
+                                 T* grad_w);
+
+// grad_x = the full convolution of grad_y with w: the gradient of y w.r.t. x.
+template <typename T>
+void convolve2d_full(const ConvShape& shape, const T* grad_y, const T* w, T* grad_x);
+
+}  // namespace fastcnn

@@ -1,0 +1,283 @@
+#include "gemm.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
+
+#include "parallel.hpp"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define FASTCNN_X86_DISPATCH 1
+#else
+#define FASTCNN_X86_DISPATCH 0
+#endif
+
+namespace fastcnn {
+namespace {
+
+// Products smaller than this many multiply-adds stay on one thread.
+constexpr int64_t kMinParallelWork = int64_t(1) << 20;
+constexpr int kMaxTile = 12 * 32;  // the largest MR×NR below
+
+// tile[MR×NR] = Σ_p a[p·MR + i]·b[p·NR + j] over packed panels, NR = NV·LANES.
+// Written once and instantiated per SIMD path: inlined into a function built
+// for that path, the vectors become zmm/ymm/xmm registers.
+#if defined(__GNUC__)
+template <typename T, int MR, int NV, int LANES>
+inline __attribute__((always_inline)) void tile_product(int64_t kc, const T* __restrict a,
+                                                        const T* __restrict b,
+                                                        T* __restrict tile) {
+    typedef T Vec __attribute__((vector_size(LANES * sizeof(T))));
+    Vec acc[MR][NV] = {};
+    for (int64_t p = 0; p < kc; ++p) {
+        Vec row[NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) __builtin_memcpy(&row[j], b + j * LANES, sizeof(Vec));
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) {
+            const T scale = a[i];
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; ++j) acc[i][j] += row[j] * scale;
+        }
+        a += MR;
+        b += NV * LANES;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j)
+            __builtin_memcpy(tile + (i * NV + j) * LANES, &acc[i][j], sizeof(Vec));
+}
+#else
+template <typename T, int MR, int NV, int LANES>
+inline void tile_product(int64_t kc, const T* a, const T* b, T* tile) {
+    constexpr int NR = NV * LANES;
+    T acc[MR * NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i * NR + j] += a[i] * b[j];
+    for (int i = 0; i < MR * NR; ++i) tile[i] = acc[i];
+}
+#endif
+
+template <typename T>
+struct MicroKernel {
+    int mr;
+    int nr;
+    void (*run)(int64_t kc, const T* a, const T* b, T* tile);
+};
+
+// Portable path: 16-byte vectors (SSE2 on x86-64, NEON on ARM).
+void float_generic(int64_t kc, const float* a, const float* b, float* tile) {
+    tile_product<float, 6, 2, 4>(kc, a, b, tile);
+}
+void double_generic(int64_t kc, const double* a, const double* b, double* tile) {
+    tile_product<double, 6, 2, 2>(kc, a, b, tile);
+}
+
+#if FASTCNN_X86_DISPATCH
+// 6×2 ymm accumulators fill 12 of AVX2's 16 registers; 12×2 zmm fill 24 of 32.
+__attribute__((target("avx2,fma"))) void float_avx2(int64_t kc, const float* a,
+                                                    const float* b, float* tile) {
+    tile_product<float, 6, 2, 8>(kc, a, b, tile);
+}
+__attribute__((target("avx2,fma"))) void double_avx2(int64_t kc, const double* a,
+                                                     const double* b, double* tile) {
+    tile_product<double, 6, 2, 4>(kc, a, b, tile);
+}
+__attribute__((target("avx512f"))) void float_avx512(int64_t kc, const float* a,
+                                                     const float* b, float* tile) {
+    tile_product<float, 12, 2, 16>(kc, a, b, tile);
+}
+__attribute__((target("avx512f"))) void double_avx512(int64_t kc, const double* a,
+                                                      const double* b, double* tile) {
+    tile_product<double, 12, 2, 8>(kc, a, b, tile);
+}
+#endif
+
+enum class Simd { generic, avx2, avx512 };
+
+const char* simd_name(Simd simd) {
+    switch (simd) {
+        case Simd::avx512: return "avx512";
+        case Simd::avx2: return "avx2";
+        default: return "generic";
+    }
+}
+
+bool cpu_supports(Simd simd) {
+#if FASTCNN_X86_DISPATCH
+    if (simd == Simd::avx512) return __builtin_cpu_supports("avx512f");
+    if (simd == Simd::avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return simd == Simd::generic;
+}
+
+Simd best_supported() {
+    for (Simd simd : {Simd::avx512, Simd::avx2})
+        if (cpu_supports(simd)) return simd;
+    return Simd::generic;
+}
+
+std::atomic<Simd> active_simd{best_supported()};
+
+template <typename T>
+MicroKernel<T> micro_kernel(Simd simd);
+
+template <>
+MicroKernel<float> micro_kernel<float>(Simd simd) {
+#if FASTCNN_X86_DISPATCH
+    if (simd == Simd::avx512) return {12, 32, float_avx512};
+    if (simd == Simd::avx2) return {6, 16, float_avx2};
+#endif
+    (void)simd;
+    return {6, 8, float_generic};
+}
+
+template <>
+MicroKernel<double> micro_kernel<double>(Simd simd) {
+#if FASTCNN_X86_DISPATCH
+    if (simd == Simd::avx512) return {12, 16, double_avx512};
+    if (simd == Simd::avx2) return {6, 8, double_avx2};
+#endif
+    (void)simd;
+    return {6, 4, double_generic};
+}
+
+int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
+
+// Copies rows [row0, row0+rows) × columns [col0, col0+kc) of A into panels of
+// mr rows, each stored column by column (mr values per column, zero-padded).
+template <typename T>
+void pack_a(const MatrixRef<T>& a, int64_t row0, int64_t rows, int64_t col0, int64_t kc,
+            int mr, T* out) {
+    for (int64_t ir = 0; ir < rows; ir += mr) {
+        const int64_t height = std::min<int64_t>(mr, rows - ir);
+        for (int64_t p = 0; p < kc; ++p, out += mr) {
+            const T* src = a.data + (row0 + ir) * a.row_stride + (col0 + p) * a.col_stride;
+            for (int64_t i = 0; i < height; ++i) out[i] = src[i * a.row_stride];
+            for (int64_t i = height; i < mr; ++i) out[i] = T(0);
+        }
+    }
+}
+
+// Copies rows [row0, row0+kc) × columns [col0, col0+cols) of B into panels of
+// nr columns, each stored row by row (nr values per row, zero-padded).
+template <typename T>
+void pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int64_t col0, int64_t cols,
+            int nr, T* out) {
+    for (int64_t jr = 0; jr < cols; jr += nr) {
+        const int64_t width = std::min<int64_t>(nr, cols - jr);
+        for (int64_t p = 0; p < kc; ++p, out += nr) {
+            const T* src = b.data + (row0 + p) * b.row_stride + (col0 + jr) * b.col_stride;
+            for (int64_t j = 0; j < width; ++j) out[j] = src[j * b.col_stride];
+            for (int64_t j = width; j < nr; ++j) out[j] = T(0);
+        }
+    }
+}
+
+template <typename T>
+void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
+                 const MatrixRef<T>& a, const MatrixRef<T>& b, T* c, int64_t ldc,
+                 bool accumulate) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+        return;
+    }
+    const int mr = kernel.mr, nr = kernel.nr;
+    std::vector<T> packed_a(std::min(kGemmMC, round_up(m, mr)) * std::min(kGemmKC, k));
+    std::vector<T> packed_b(std::min(kGemmNC, round_up(n, nr)) * std::min(kGemmKC, k));
+    alignas(64) T tile[kMaxTile];
+
+    for (int64_t jc = 0; jc < n; jc += kGemmNC) {
+        const int64_t nc = std::min(kGemmNC, n - jc);
+        for (int64_t pc = 0; pc < k; pc += kGemmKC) {
+            const int64_t kc = std::min(kGemmKC, k - pc);
+            pack_b(b, pc, kc, jc, nc, nr, packed_b.data());
+            const bool overwrite = !accumulate && pc == 0;
+            for (int64_t ic = 0; ic < m; ic += kGemmMC) {
+                const int64_t mc = std::min(kGemmMC, m - ic);
+                pack_a(a, ic, mc, pc, kc, mr, packed_a.data());
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    const int64_t width = std::min<int64_t>(nr, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        const int64_t height = std::min<int64_t>(mr, mc - ir);
+                        kernel.run(kc, packed_a.data() + ir * kc, packed_b.data() + jr * kc,
+                                   tile);
+                        T* dst = c + (ic + ir) * ldc + jc + jr;
+                        for (int64_t i = 0; i < height; ++i) {
+                            const T* src = tile + i * nr;
+                            if (overwrite)
+                                std::copy(src, src + width, dst + i * ldc);
+                            else
+                                for (int64_t j = 0; j < width; ++j) dst[i * ldc + j] += src[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+          bool accumulate, bool allow_threads) {
+    const MicroKernel<T> kernel = micro_kernel<T>(active_simd.load());
+    const int64_t work = m * n * std::max<int64_t>(k, 1);
+    if (!allow_threads || num_threads() == 1 || work < 2 * kMinParallelWork) {
+        gemm_serial(kernel, m, n, k, a, b, c, ldc, accumulate);
+        return;
+    }
+    // Split C into blocks of whole tiles along its longer side; each thread
+    // packs its own operands.
+    if (n >= m) {
+        const int64_t panels = (n + kernel.nr - 1) / kernel.nr;
+        const int64_t min_panels = std::max<int64_t>(1, kMinParallelWork / (m * k * kernel.nr));
+        parallel_for(panels, min_panels, [&](int64_t first, int64_t last) {
+            const int64_t col0 = first * kernel.nr, cols = std::min(last * kernel.nr, n) - col0;
+            MatrixRef<T> b_part{b.data + col0 * b.col_stride, b.row_stride, b.col_stride};
+            gemm_serial(kernel, m, cols, k, a, b_part, c + col0, ldc, accumulate);
+        });
+    } else {
+        const int64_t panels = (m + kernel.mr - 1) / kernel.mr;
+        const int64_t min_panels = std::max<int64_t>(1, kMinParallelWork / (n * k * kernel.mr));
+        parallel_for(panels, min_panels, [&](int64_t first, int64_t last) {
+            const int64_t row0 = first * kernel.mr, rows = std::min(last * kernel.mr, m) - row0;
+            MatrixRef<T> a_part{a.data + row0 * a.row_stride, a.row_stride, a.col_stride};
+            gemm_serial(kernel, rows, n, k, a_part, b, c + row0 * ldc, ldc, accumulate);
+        });
+    }
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>,
+                          float*, int64_t, bool, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, MatrixRef<double>, MatrixRef<double>,
+                           double*, int64_t, bool, bool);
+
+std::string simd_path() { return simd_name(active_simd.load()); }
+
+std::vector<std::string> supported_simd_paths() {
+    std::vector<std::string> names;
+    for (Simd simd : {Simd::avx512, Simd::avx2, Simd::generic})
+        if (cpu_supports(simd)) names.push_back(simd_name(simd));
+    return names;
+}
+
+void set_simd_path(const std::string& name) {
+    for (Simd simd : {Simd::avx512, Simd::avx2, Simd::generic}) {
+        if (name != simd_name(simd)) continue;
+        if (!cpu_supports(simd))
+            throw std::invalid_argument("SIMD path '" + name + "' is not supported by this CPU");
+        active_simd.store(simd);
+        return;
+    }
+    throw std::invalid_argument("unknown SIMD path '" + name +
+                                "' (expected avx512, avx2 or generic)");
+}
+
+}  // namespace fastcnn

@@ -1,0 +1,64 @@
+"""fastcnn: the from-scratch NumPy CNN interface, with its arithmetic in C++."""
+
+import os as _os
+
+try:
+    from . import _core
+except ImportError as error:  # pragma: no cover - only without a build
+    raise ImportError(
+        "fastcnn's compiled module fastcnn._core could not be imported "
+        f"({error}). Build and install fastcnn from its source folder with "
+        "`pip install .` (needs a C++17 compiler), and run Python from outside "
+        "that folder so the installed package is the one imported."
+    ) from error
+
+from . import kernels, reference
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in every kernel call (results do not depend on it)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads must be a positive int, got {n!r}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    return _core.get_num_threads()
+
+
+def show_config():
+    """Return (and print) which SIMD path and how many threads the kernels use."""
+    text = (
+        f"fastcnn {__version__}: SIMD path {_core.simd_path()} "
+        f"(this CPU supports: {', '.join(_core.supported_simd_paths())}), "
+        f"{get_num_threads()} threads"
+    )
+    print(text)
+    return text
+
+
+def _default_num_threads():
+    setting = _os.environ.get("FASTCNN_NUM_THREADS", "").strip()
+    if not setting:
+        try:
+            return len(_os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            return _os.cpu_count() or 1
+    if not setting.isdigit() or int(setting) < 1:
+        raise ValueError(
+            f"FASTCNN_NUM_THREADS must be a positive integer, got {setting!r}"
+        )
+    return int(setting)
+
+
+__version__ = "0.1.0"
+set_num_threads(_default_num_threads())
+
+__all__ = [
+    "kernels",
+    "reference",
+    "set_num_threads",
+    "get_num_threads",
+    "show_config",
+]

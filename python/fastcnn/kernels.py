@@ -1,0 +1,95 @@
+"""The C++ kernels: convolution, pooling and matrix multiply on NumPy arrays.
+
+Every function has the same signature and answers as its twin in
+`fastcnn.reference` (plain NumPy), which is the oracle the tests hold it to.
+Arrays are NCHW, float32 or float64 (the output has the input's dtype; mixing
+the two is a TypeError). ``stride``, ``padding``, ``size``, ``kernel_size``
+and ``input_size`` take an int or an (h, w) pair. Any memory layout is
+accepted. The work is split over ``fastcnn.get_num_threads()`` threads with
+the GIL released, and the result does not depend on the thread count.
+
+Output sizes follow ``Ho = (H + 2 * padding - kh) // stride + 1``.
+"""
+
+from . import _core
+
+__all__ = [
+    "correlate2d",
+    "correlate2d_backward_weight",
+    "convolve2d_full",
+    "maxpool2d",
+    "maxpool2d_backward",
+    "avgpool2d",
+    "avgpool2d_backward",
+    "matmul",
+]
+
+
+def correlate2d(x, w, bias=None, stride=1, padding=0):
+    """Cross-correlate a batch with a filter bank (the conv forward pass).
+
+    x (N, C, H, W), w (F, C, kh, kw), bias (F,) or None -> y (N, F, Ho, Wo),
+    ``y[n, f] = bias[f] + sum_c correlate(pad(x[n, c]), w[f, c])`` with stride.
+    """
+    return _core.correlate2d(x, w, bias, stride, padding)
+
+
+def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0):
+    """The gradient of the loss w.r.t. the filters of ``correlate2d``.
+
+    x (N, C, H, W), grad_y (N, F, Ho, Wo) -> grad_w (F, C, kh, kw), summed over
+    the batch.
+    """
+    return _core.correlate2d_backward_weight(x, grad_y, kernel_size, stride, padding)
+
+
+def convolve2d_full(grad_y, w, input_size, stride=1, padding=0):
+    """The gradient of the loss w.r.t. the input of ``correlate2d``.
+
+    grad_y (N, F, Ho, Wo), w (F, C, kh, kw), input_size (H, W) -> grad_x
+    (N, C, H, W): the full convolution of the stride-dilated grad_y with w,
+    cropped by the padding. Input pixels no window reached get 0.
+    """
+    return _core.convolve2d_full(grad_y, w, input_size, stride, padding)
+
+
+def maxpool2d(x, size=2, stride=None):
+    """Max over each size window (stride defaults to size), no padding.
+
+    x (N, C, H, W) -> (y, argmax), both (N, C, Ho, Wo); argmax (int64) is the
+    flat index ``row * W + col`` of each window's winner in its (H, W) plane.
+    Ties go to the first in row-major order; a NaN wins over any number.
+    """
+    return _core.maxpool2d(x, size, stride)
+
+
+def maxpool2d_backward(grad_y, argmax, input_size):
+    """Route each grad_y value to its window's winner: grad_x[argmax] += grad_y.
+
+    grad_y and argmax (N, C, Ho, Wo), input_size (H, W) -> grad_x (N, C, H, W).
+    """
+    return _core.maxpool2d_backward(grad_y, argmax, input_size)
+
+
+def avgpool2d(x, size=2, stride=None):
+    """Mean over each size window (stride defaults to size), no padding.
+
+    x (N, C, H, W) -> y (N, C, Ho, Wo).
+    """
+    return _core.avgpool2d(x, size, stride)
+
+
+def avgpool2d_backward(grad_y, input_size, size=2, stride=None):
+    """Spread each grad_y value evenly over its window.
+
+    grad_y (N, C, Ho, Wo), input_size (H, W) -> grad_x (N, C, H, W).
+    """
+    return _core.avgpool2d_backward(grad_y, input_size, size, stride)
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """op(a) @ op(b) for 2-D arrays, where op transposes when its flag is set.
+
+    (m, k) @ (k, n) -> (m, n). Transposed or strided operands are read in place.
+    """
+    return _core.matmul(a, b, transpose_a, transpose_b)
