@@ -28,7 +28,11 @@ def get_num_threads():
 
 
 def show_config():
-    """Return (and print) which SIMD path and how many threads the kernels use."""
+    """Return (and print) which SIMD path and how many threads the kernels use.
+
+    The SIMD path is the best this CPU supports unless the ``FASTCNN_ISA``
+    environment variable (avx512, avx2 or generic) names another.
+    """
     text = (
         f"fastcnn {__version__}: SIMD path {_core.simd_path()} "
         f"(this CPU supports: {', '.join(_core.supported_simd_paths())}), "
@@ -36,6 +40,15 @@ def show_config():
     )
     print(text)
     return text
+
+
+def _simd_path_from_environment():
+    setting = _os.environ.get("FASTCNN_ISA", "").strip()
+    if setting:
+        try:
+            _core.set_simd_path(setting)
+        except ValueError as error:
+            raise ValueError(f"FASTCNN_ISA={setting!r}: {error}") from None
 
 
 def _default_num_threads():
@@ -54,6 +67,7 @@ def _default_num_threads():
 
 __version__ = "0.1.0"
 set_num_threads(_default_num_threads())
+_simd_path_from_environment()
 
 __all__ = [
     "kernels",

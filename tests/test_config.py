@@ -1,0 +1,93 @@
+"""Thread count and SIMD path: chosen from the environment, never changing answers."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fastcnn
+
+
+def run_python(code, **env):
+    """Run code in a fresh interpreter with extra environment variables."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FASTCNN_")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_default_thread_count_is_the_usable_cores():
+    result = run_python("import fastcnn; print(fastcnn.get_num_threads())")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(os.sched_getaffinity(0))
+
+
+def test_thread_count_from_environment():
+    result = run_python("import fastcnn; print(fastcnn.get_num_threads())", FASTCNN_NUM_THREADS="3")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_bad_thread_count_in_environment_is_refused(value):
+    result = run_python("import fastcnn", FASTCNN_NUM_THREADS=value)
+    assert result.returncode != 0
+    assert "FASTCNN_NUM_THREADS must be a positive integer" in result.stderr
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
+def test_set_num_threads_refuses_non_positive_ints(value):
+    with pytest.raises(ValueError, match="positive int"):
+        fastcnn.set_num_threads(value)
+
+
+def test_unknown_simd_path_is_refused():
+    result = run_python("import fastcnn", FASTCNN_ISA="sse9")
+    assert result.returncode != 0
+    assert "unknown SIMD path 'sse9'" in result.stderr
+
+
+def test_show_config_names_path_and_threads(capsys):
+    text = fastcnn.show_config()
+    assert capsys.readouterr().out.strip() == text
+    assert f"{fastcnn.get_num_threads()} threads" in text
+    assert "generic" in text
+
+
+SUPPORTED = run_python(
+    "from fastcnn import _core; print(' '.join(_core.supported_simd_paths()))"
+).stdout.split()
+
+
+@pytest.mark.parametrize("path", SUPPORTED)
+def test_every_simd_path_gives_the_reference_answers(path):
+    # Each path runs in its own interpreter, chosen the way users choose it.
+    result = run_python(
+        """
+        import numpy as np, fastcnn
+        from fastcnn import kernels, reference
+        rng = np.random.default_rng(7)
+        for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+            for m, n, k in ((1, 1, 1), (13, 35, 7), (130, 260, 300)):
+                a = rng.standard_normal((m, k)).astype(dtype)
+                b = rng.standard_normal((k, n)).astype(dtype)
+                np.testing.assert_allclose(kernels.matmul(a, b), reference.matmul(a, b),
+                                           rtol=tol, atol=tol * k)
+            x = rng.standard_normal((3, 4, 17, 15)).astype(dtype)
+            w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
+            np.testing.assert_allclose(kernels.correlate2d(x, w, None, 2, 1),
+                                       reference.correlate2d(x, w, None, 2, 1),
+                                       rtol=tol, atol=tol * 36)
+        print(fastcnn.show_config())
+        """,
+        FASTCNN_ISA=path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"SIMD path {path}" in result.stdout
