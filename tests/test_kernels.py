@@ -406,15 +406,15 @@ def test_matmul_search(assert_close, sizes, transposes, dtype, seed):
     check_matmul(assert_close, a, b, *transposes)
 
 
-# Memory layout: a strided view gives the same bits as its contiguous copy
+# Memory layout: a strided or byte-swapped array gives the same bits as a plain copy
 
-LAYOUTS = ["fortran", "transposed", "stepped", "reversed"]
+LAYOUTS = ["fortran", "transposed", "stepped", "reversed", "byteswapped"]
 
 
 def relayout(array, layout):
     """The same values as array, stored in another memory layout."""
-    if array is None or layout == "fortran":
-        return None if array is None else np.asfortranarray(array)
+    if layout == "fortran":
+        return np.asfortranarray(array)
     if layout == "transposed":  # the last two axes swapped in memory
         if array.ndim < 2:
             return array
@@ -425,6 +425,8 @@ def relayout(array, layout):
         view = spread[(slice(None, None, 2),) * array.ndim]
         view[...] = array
         return view
+    if layout == "byteswapped":  # the other byte order
+        return array.astype(array.dtype.newbyteorder())
     assert layout == "reversed"  # negative strides on every axis
     return np.flip(np.flip(array).copy())
 
@@ -509,8 +511,12 @@ def assert_identical(first, second):
 def test_strided_inputs_give_the_same_results(rng, name, layout, dtype):
     function, arrays = kernel_calls(rng, dtype)[name]
     strided = [relayout(array, layout) for array in arrays]
-    assert any(not array.flags.c_contiguous for array in strided)
+    assert any(not (array.flags.c_contiguous and array.dtype.isnative) for array in strided)
+    originals = [array.copy() for array in arrays]
     assert_identical(function(*strided), function(*arrays))
+    for array, view, original in zip(arrays, strided, originals):  # inputs are left alone
+        np.testing.assert_array_equal(array, original)
+        np.testing.assert_array_equal(view, original)
 
 
 # Threads: results do not depend on how many threads compute them
