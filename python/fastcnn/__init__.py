@@ -12,7 +12,7 @@ except ImportError as error:  # pragma: no cover - only without a build
         "that folder so the installed package is the one imported."
     ) from error
 
-from . import kernels, reference
+from . import datasets, kernels, reference
 
 
 def set_num_threads(n):
@@ -70,6 +70,7 @@ set_num_threads(_default_num_threads())
 _simd_path_from_environment()
 
 __all__ = [
+    "datasets",
     "kernels",
     "reference",
     "set_num_threads",
