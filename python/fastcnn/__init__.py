@@ -13,6 +13,24 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 from . import datasets, kernels, reference
+from . import activations, losses, metrics, optimizers
+from .layers import (
+    Activation,
+    AvgPool2D,
+    Convolutional,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    Reshape,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .network import History, Network
+from .optimizers import SGD, Adam, GradientDescent
 
 
 def set_num_threads(n):
@@ -76,4 +94,26 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "show_config",
+    "activations",
+    "losses",
+    "metrics",
+    "optimizers",
+    "Layer",
+    "Dense",
+    "Convolutional",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Flatten",
+    "Reshape",
+    "Activation",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "Softmax",
+    "Dropout",
+    "Network",
+    "History",
+    "GradientDescent",
+    "SGD",
+    "Adam",
 ]

@@ -1,0 +1,167 @@
+"""Losses as the write-ups' (loss, loss_prime) pairs.
+
+``loss(y_true, y_pred)`` returns the mean over the batch as a Python float (summed in
+float64); ``loss_prime(y_true, y_pred)`` returns d loss / d y_pred, shaped and typed like
+``y_pred``, and so already carries the 1/N: layers sum over the batch and never divide.
+
+``y_pred`` is (N, K) for a batch or (K,) for one sample. ``y_true`` is either shaped
+like ``y_pred`` (one-hot rows, probabilities, regression targets) or integer class
+labels shaped like ``y_pred`` without its last axis; with one output column, labels are
+the 0/1 targets themselves.
+"""
+
+import numpy as np
+
+from .activations import softmax
+
+__all__ = [
+    "mse",
+    "mse_prime",
+    "binary_cross_entropy",
+    "binary_cross_entropy_prime",
+    "cross_entropy",
+    "cross_entropy_prime",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_prime",
+    "get",
+]
+
+
+def _float_array(y_pred):
+    y_pred = np.asarray(y_pred)
+    if y_pred.dtype not in (np.float32, np.float64):
+        y_pred = y_pred.astype(np.float64)
+    return y_pred
+
+
+def _targets(y_true, y_pred):
+    """y_true as an array shaped and typed like y_pred (integer labels become one-hot)."""
+    y_true = np.asarray(y_true)
+    if y_true.shape == y_pred.shape:
+        return y_true.astype(y_pred.dtype, copy=False)
+    if y_pred.ndim == 0 or y_true.shape != y_pred.shape[:-1]:
+        raise ValueError(
+            f"targets of shape {y_true.shape} do not fit predictions of shape "
+            f"{y_pred.shape}: give targets shaped like the predictions (one-hot rows) "
+            f"or integer class labels shaped {y_pred.shape[:-1]}"
+        )
+    if not np.issubdtype(y_true.dtype, np.integer):
+        raise TypeError(
+            f"class labels must be integers, got dtype {y_true.dtype} "
+            f"(targets of shape {y_true.shape} for predictions of shape {y_pred.shape})"
+        )
+    classes = y_pred.shape[-1]
+    limit = max(classes, 2)  # one output column: the labels 0/1 are the targets
+    if y_true.size and (y_true.min() < 0 or y_true.max() >= limit):
+        raise ValueError(
+            f"class labels must be in [0, {limit - 1}] for {classes} output(s), "
+            f"got labels from {y_true.min()} to {y_true.max()}"
+        )
+    if classes == 1:
+        return y_true[..., None].astype(y_pred.dtype)
+    return np.eye(classes, dtype=y_pred.dtype)[y_true]
+
+
+def _batch_size(y_pred):
+    return y_pred.shape[0] if y_pred.ndim >= 2 else 1
+
+
+def mse(y_true, y_pred):
+    """Mean squared error, averaged over every element (so over the batch too)."""
+    y_pred = _float_array(y_pred)
+    difference = y_pred.astype(np.float64) - _targets(y_true, y_pred)
+    return float(np.mean(difference * difference))
+
+
+def mse_prime(y_true, y_pred):
+    """2 (y_pred - y_true) / y_pred.size."""
+    y_pred = _float_array(y_pred)
+    return (2 / y_pred.size) * (y_pred - _targets(y_true, y_pred))
+
+
+def _clip_probabilities(p):
+    info = np.finfo(p.dtype)
+    # Keep log(p) and log(1 - p) finite: tiny is the smallest normal number and
+    # 1 - epsneg the largest number below 1.
+    return np.clip(p, info.tiny, 1 - info.epsneg)
+
+
+def binary_cross_entropy(y_true, y_pred):
+    """-mean(y log p + (1 - y) log(1 - p)) over every element; p are probabilities."""
+    y_pred = _float_array(y_pred)
+    y = _targets(y_true, y_pred).astype(np.float64)
+    p = _clip_probabilities(y_pred).astype(np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def binary_cross_entropy_prime(y_true, y_pred):
+    """((1 - y) / (1 - p) - y / p) / y_pred.size."""
+    y_pred = _float_array(y_pred)
+    y = _targets(y_true, y_pred)
+    p = _clip_probabilities(y_pred)
+    return ((1 - y) / (1 - p) - y / p) / y_pred.size
+
+
+def cross_entropy(y_true, y_pred):
+    """-sum(y log p) / N on probabilities (the output of a Softmax layer)."""
+    y_pred = _float_array(y_pred)
+    y = _targets(y_true, y_pred).astype(np.float64)
+    p = _clip_probabilities(y_pred).astype(np.float64)
+    return float(-np.sum(y * np.log(p)) / _batch_size(y_pred))
+
+
+def cross_entropy_prime(y_true, y_pred):
+    """-y / p / N."""
+    y_pred = _float_array(y_pred)
+    y = _targets(y_true, y_pred)
+    return -y / _clip_probabilities(y_pred) / _batch_size(y_pred)
+
+
+def softmax_cross_entropy(y_true, logits):
+    """Cross-entropy of softmax(logits), computed with log-sum-exp (finite for any
+    finite logits). Use it on the raw outputs of the last Dense layer, with no Softmax
+    layer: it is the stable default for classification."""
+    logits = _float_array(logits)
+    y = _targets(y_true, logits).astype(np.float64)
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    log_p = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
+    return float(-np.sum(y * log_p) / _batch_size(logits))
+
+
+def softmax_cross_entropy_prime(y_true, logits):
+    """(softmax(logits) * sum(y) - y) / N, which is (p - y) / N for one-hot rows."""
+    logits = _float_array(logits)
+    y = _targets(y_true, logits)
+    p = softmax(logits)
+    return (p * y.sum(axis=-1, keepdims=True) - y) / _batch_size(logits)
+
+
+_PAIRS = {
+    "mse": (mse, mse_prime),
+    "binary_cross_entropy": (binary_cross_entropy, binary_cross_entropy_prime),
+    "cross_entropy": (cross_entropy, cross_entropy_prime),
+    "softmax_cross_entropy": (softmax_cross_entropy, softmax_cross_entropy_prime),
+}
+
+
+def get(loss):
+    """The (loss, loss_prime) pair for a loss's name or for one of this module's losses."""
+    if isinstance(loss, str):
+        if loss not in _PAIRS:
+            raise ValueError(f"unknown loss {loss!r}: choose one of {sorted(_PAIRS)}")
+        return _PAIRS[loss]
+    for pair in _PAIRS.values():
+        if loss is pair[0]:
+            return pair
+    raise ValueError(
+        f"no derivative is known for {loss!r}: give the pair, use(loss, loss_prime)"
+    )
+
+
+def name_of(loss):
+    """The name of one of this module's loss functions, or None."""
+    for name, pair in _PAIRS.items():
+        if loss is pair[0]:
+            return name
+    return None
