@@ -354,6 +354,12 @@ py::array maxpool2d_backward(py::object grad_y_obj, py::object argmax_obj,
         throw std::invalid_argument("argmax must have grad_y's shape " + shape_text(grad_y) +
                                     ", got " + shape_text(argmax_any));
     const Pair input = positive_pair(input_size, "input_size");
+    // Every pool window (size >= 1, stride >= 1) makes at most one output per input row/column.
+    if (grad_y.shape(2) > input.h || grad_y.shape(3) > input.w)
+        throw std::invalid_argument("input_size " + pair_text(input) +
+                                    " is smaller than grad_y's " +
+                                    size_text(grad_y.shape(2), grad_y.shape(3)) +
+                                    " output: no pooling gives that");
     checked_product({grad_y.shape(0), grad_y.shape(1), input.h, input.w});
     const auto argmax = py::array_t<int64_t, py::array::c_style>::ensure(argmax_any);
     const int64_t plane = input.h * input.w;
