@@ -39,8 +39,9 @@ def _output_size(input_size, kernel_size, stride, padding):
     for extent, kernel, step, pad in zip(input_size, kernel_size, stride, padding):
         if kernel > extent + 2 * pad:
             raise ValueError(
-                f"kernel {kernel_size[0]}x{kernel_size[1]} is larger than the padded "
-                f"input {input_size[0] + 2 * padding[0]}x{input_size[1] + 2 * padding[1]}"
+                f"window {kernel_size[0]}x{kernel_size[1]} is larger than the input "
+                f"{input_size[0] + 2 * padding[0]}x{input_size[1] + 2 * padding[1]} "
+                "(padding included)"
             )
         sizes.append((extent + 2 * pad - kernel) // step + 1)
     return tuple(sizes)
