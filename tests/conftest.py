@@ -16,11 +16,11 @@ def _assert_close(actual, expected, magnitude):
     error = np.abs(actual.astype(np.float64) - expected)
     allowed = tolerance * (np.abs(expected) + np.asarray(magnitude, dtype=np.float64))
     if actual.size and not np.all(error <= allowed):
-        worst = np.unravel_index(np.argmax(error - allowed), actual.shape)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(error - allowed), actual.shape))
         pytest.fail(
             f"{np.count_nonzero(~(error <= allowed))} of {actual.size} elements differ; "
-            f"max error {error.max():.3g}, worst at {worst}: got {actual[worst]!r}, "
-            f"expected {expected[worst]!r} (allowed error {allowed[worst]:.3g})"
+            f"max error {error.max():.3g}, worst at {worst}: got {float(actual[worst])!r}, "
+            f"expected {float(expected[worst])!r} (allowed error {allowed[worst]:.3g})"
         )
 
 
@@ -33,3 +33,11 @@ def assert_close():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20240611)
+
+
+def pytest_configure(config):
+    # Hypothesis writes a patch for each failing example with libcst, whose import
+    # warns under newer mypy_extensions; as an error that would abort the whole run.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+    )
