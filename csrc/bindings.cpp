@@ -17,6 +17,7 @@
 #include "gemm.hpp"
 #include "parallel.hpp"
 #include "pool.hpp"
+#include "simd.hpp"
 
 namespace py = pybind11;
 using fastcnn::ConvShape;

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <vector>
 
+#include "conv_direct.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
+#include "simd.hpp"
 
 namespace fastcnn {
 namespace {
@@ -12,11 +14,19 @@ namespace {
 // The im2col buffer of one task never exceeds this many bytes (unless a single
 // output row needs more); output rows are processed in bands that fit.
 constexpr int64_t kColumnBytes = int64_t(4) << 20;
-// The weight gradient is summed per block of images, then the blocks in order.
 constexpr int64_t kMaxWeightBlocks = 8;
 constexpr int64_t kPartialBytes = int64_t(16) << 20;
+// Below this many multiply-adds per output value, the direct kernels win.
+constexpr int64_t kDirectMaxPatch = 256;
 
 int64_t patch_size(const ConvShape& s) { return s.channels * s.kernel_h * s.kernel_w; }
+
+bool use_direct(int64_t patch) { return patch < kDirectMaxPatch; }
+
+DirectShape forward_shape(const ConvShape& s) {
+    return {s.channels, s.height,   s.width,    1,          1,       s.pad_h, s.pad_w,
+            s.filters,  s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.out_h, s.out_w};
+}
 
 template <typename T>
 int64_t band_rows(const ConvShape& s) {
@@ -80,9 +90,20 @@ void col2im_add(const ConvShape& s, const T* col, int64_t r0, int64_t r1, T* ima
 
 }  // namespace
 
+int64_t weight_blocks(int64_t batch, int64_t weights, int64_t element_size) {
+    return std::clamp<int64_t>(kPartialBytes / std::max<int64_t>(weights * element_size, 1), 1,
+                               std::min(kMaxWeightBlocks, std::max<int64_t>(batch, 1)));
+}
+
 template <typename T>
 void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
+#if FASTCNN_VECTORS
+    if (use_direct(patch)) {
+        direct_correlate(forward_shape(s), s.batch, x, w, bias, y);
+        return;
+    }
+#endif
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;
     parallel_for(s.batch, 1, [&](int64_t first, int64_t last) {
@@ -107,13 +128,15 @@ template <typename T>
 void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y, T* grad_w) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
     const int64_t weights = s.filters * patch;
+#if FASTCNN_VECTORS
+    if (use_direct(patch)) {
+        direct_weight_gradient(forward_shape(s), s.batch, x, grad_y, grad_w);
+        return;
+    }
+#endif
     std::fill(grad_w, grad_w + weights, T(0));
     if (s.batch == 0 || plane == 0) return;
-    // The block count depends on the shapes only, never on the thread count,
-    // so the order of the sum is fixed.
-    const int64_t blocks = std::clamp<int64_t>(
-        kPartialBytes / std::max<int64_t>(weights * int64_t(sizeof(T)), 1), 1,
-        std::min(kMaxWeightBlocks, s.batch));
+    const int64_t blocks = weight_blocks(s.batch, weights, sizeof(T));
     const int64_t rows = band_rows<T>(s);
     std::vector<T> partials(blocks * weights);
     parallel_for(blocks, 1, [&](int64_t first_block, int64_t last_block) {
@@ -139,6 +162,23 @@ void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y
 template <typename T>
 void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
+#if FASTCNN_VECTORS
+    if (use_direct(s.filters * s.kernel_h * s.kernel_w)) {
+        // grad_x = correlate(grad_y spread out by the stride, padded by k − 1 − p,
+        //                    with w flipped in space and its C and F swapped).
+        const int64_t taps = s.kernel_h * s.kernel_w;
+        std::vector<T> flipped(s.filters * patch);
+        for (int64_t f = 0; f < s.filters; ++f)
+            for (int64_t c = 0; c < s.channels; ++c)
+                for (int64_t t = 0; t < taps; ++t)
+                    flipped[(c * s.filters + f) * taps + taps - 1 - t] = w[(f * s.channels + c) * taps + t];
+        const DirectShape full{s.filters,  s.out_h,   s.out_w,  s.stride_h,
+                               s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
+                               s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
+        direct_correlate<T>(full, s.batch, grad_y, flipped.data(), nullptr, grad_x);
+        return;
+    }
+#endif
     const int64_t image_size = s.channels * s.height * s.width;
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;

@@ -1,7 +1,9 @@
 // Strided, zero-padded, multi-channel 2-D correlation and its two gradients.
 //
-// All three run through im2col + gemm, one image (or a band of its output
-// rows) at a time, so scratch memory stays bounded whatever the batch size.
+// Layers with few input channels per output (C·kh·kw small) run the direct
+// kernels of conv_direct.hpp; the others run through im2col + gemm, one image
+// (or a band of its output rows) at a time. Either way scratch memory stays
+// bounded whatever the batch size.
 // Arrays are contiguous NCHW; shapes were checked by the caller.
 #pragma once
 
@@ -28,5 +30,10 @@ void correlate2d_backward_weight(const ConvShape& shape, const T* x, const T* gr
 // grad_x = the full convolution of grad_y with w: the gradient of y w.r.t. x.
 template <typename T>
 void convolve2d_full(const ConvShape& shape, const T* grad_y, const T* w, T* grad_x);
+
+// The weight gradient is summed per block of images, each block into its own
+// partial, then the partials in block order. The block count depends on the
+// shapes only, never on the thread count, so the order of the sum is fixed.
+int64_t weight_blocks(int64_t batch, int64_t weights, int64_t element_size);
 
 }  // namespace fastcnn

@@ -5,12 +5,7 @@
 #include <stdexcept>
 
 #include "parallel.hpp"
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define FASTCNN_X86_DISPATCH 1
-#else
-#define FASTCNN_X86_DISPATCH 0
-#endif
+#include "simd.hpp"
 
 namespace fastcnn {
 namespace {
@@ -22,17 +17,15 @@ constexpr int kMaxTile = 12 * 32;  // the largest MR×NR below
 // tile[MR×NR] = Σ_p a[p·MR + i]·b[p·NR + j] over packed panels, NR = NV·LANES.
 // Written once and instantiated per SIMD path: inlined into a function built
 // for that path, the vectors become zmm/ymm/xmm registers.
-#if defined(__GNUC__)
+#if FASTCNN_VECTORS
 template <typename T, int MR, int NV, int LANES>
-inline __attribute__((always_inline)) void tile_product(int64_t kc, const T* __restrict a,
-                                                        const T* __restrict b,
-                                                        T* __restrict tile) {
-    typedef T Vec __attribute__((vector_size(LANES * sizeof(T))));
-    Vec acc[MR][NV] = {};
+FASTCNN_INLINE void tile_product(int64_t kc, const T* __restrict a, const T* __restrict b,
+                                 T* __restrict tile) {
+    Vec<T, LANES> acc[MR][NV] = {};
     for (int64_t p = 0; p < kc; ++p) {
-        Vec row[NV];
+        Vec<T, LANES> row[NV];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) __builtin_memcpy(&row[j], b + j * LANES, sizeof(Vec));
+        for (int j = 0; j < NV; ++j) __builtin_memcpy(&row[j], b + j * LANES, sizeof(row[j]));
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
             const T scale = a[i];
@@ -46,7 +39,7 @@ inline __attribute__((always_inline)) void tile_product(int64_t kc, const T* __r
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int j = 0; j < NV; ++j)
-            __builtin_memcpy(tile + (i * NV + j) * LANES, &acc[i][j], sizeof(Vec));
+            __builtin_memcpy(tile + (i * NV + j) * LANES, &acc[i][j], sizeof(acc[i][j]));
 }
 #else
 template <typename T, int MR, int NV, int LANES>
@@ -77,50 +70,23 @@ void double_generic(int64_t kc, const double* a, const double* b, double* tile) 
 
 #if FASTCNN_X86_DISPATCH
 // 6×2 ymm accumulators fill 12 of AVX2's 16 registers; 12×2 zmm fill 24 of 32.
-__attribute__((target("avx2,fma"))) void float_avx2(int64_t kc, const float* a,
+FASTCNN_TARGET_AVX2 void float_avx2(int64_t kc, const float* a,
                                                     const float* b, float* tile) {
     tile_product<float, 6, 2, 8>(kc, a, b, tile);
 }
-__attribute__((target("avx2,fma"))) void double_avx2(int64_t kc, const double* a,
+FASTCNN_TARGET_AVX2 void double_avx2(int64_t kc, const double* a,
                                                      const double* b, double* tile) {
     tile_product<double, 6, 2, 4>(kc, a, b, tile);
 }
-__attribute__((target("avx512f"))) void float_avx512(int64_t kc, const float* a,
+FASTCNN_TARGET_AVX512 void float_avx512(int64_t kc, const float* a,
                                                      const float* b, float* tile) {
     tile_product<float, 12, 2, 16>(kc, a, b, tile);
 }
-__attribute__((target("avx512f"))) void double_avx512(int64_t kc, const double* a,
+FASTCNN_TARGET_AVX512 void double_avx512(int64_t kc, const double* a,
                                                       const double* b, double* tile) {
     tile_product<double, 12, 2, 8>(kc, a, b, tile);
 }
 #endif
-
-enum class Simd { generic, avx2, avx512 };
-
-const char* simd_name(Simd simd) {
-    switch (simd) {
-        case Simd::avx512: return "avx512";
-        case Simd::avx2: return "avx2";
-        default: return "generic";
-    }
-}
-
-bool cpu_supports(Simd simd) {
-#if FASTCNN_X86_DISPATCH
-    if (simd == Simd::avx512) return __builtin_cpu_supports("avx512f");
-    if (simd == Simd::avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return simd == Simd::generic;
-}
-
-Simd best_supported() {
-    for (Simd simd : {Simd::avx512, Simd::avx2})
-        if (cpu_supports(simd)) return simd;
-    return Simd::generic;
-}
-
-std::atomic<Simd> active_simd{best_supported()};
 
 template <typename T>
 MicroKernel<T> micro_kernel(Simd simd);
@@ -227,7 +193,7 @@ void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
           bool accumulate, bool allow_threads) {
-    const MicroKernel<T> kernel = micro_kernel<T>(active_simd.load());
+    const MicroKernel<T> kernel = micro_kernel<T>(active_simd());
     const int64_t work = m * n * std::max<int64_t>(k, 1);
     if (!allow_threads || num_threads() == 1 || work < 2 * kMinParallelWork) {
         gemm_serial(kernel, m, n, k, a, b, c, ldc, accumulate);
@@ -258,26 +224,5 @@ template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef
                           float*, int64_t, bool, bool);
 template void gemm<double>(int64_t, int64_t, int64_t, MatrixRef<double>, MatrixRef<double>,
                            double*, int64_t, bool, bool);
-
-std::string simd_path() { return simd_name(active_simd.load()); }
-
-std::vector<std::string> supported_simd_paths() {
-    std::vector<std::string> names;
-    for (Simd simd : {Simd::avx512, Simd::avx2, Simd::generic})
-        if (cpu_supports(simd)) names.push_back(simd_name(simd));
-    return names;
-}
-
-void set_simd_path(const std::string& name) {
-    for (Simd simd : {Simd::avx512, Simd::avx2, Simd::generic}) {
-        if (name != simd_name(simd)) continue;
-        if (!cpu_supports(simd))
-            throw std::invalid_argument("SIMD path '" + name + "' is not supported by this CPU");
-        active_simd.store(simd);
-        return;
-    }
-    throw std::invalid_argument("unknown SIMD path '" + name +
-                                "' (expected avx512, avx2 or generic)");
-}
 
 }  // namespace fastcnn

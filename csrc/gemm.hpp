@@ -9,8 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 namespace fastcnn {
 
@@ -32,11 +30,5 @@ struct MatrixRef {
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c,
           int64_t ldc, bool accumulate, bool allow_threads);
-
-// The SIMD path the micro-kernels use: "avx512", "avx2" or "generic".
-std::string simd_path();
-std::vector<std::string> supported_simd_paths();
-// Throws std::invalid_argument for a path this CPU or build cannot run.
-void set_simd_path(const std::string& name);
 
 }  // namespace fastcnn
