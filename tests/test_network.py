@@ -136,6 +136,13 @@ def test_summary_needs_an_input_shape():
         Network([layers.Dense(3)]).summary()
 
 
+def test_summary_with_an_input_shape_builds_nothing(capsys):
+    network = Network([layers.Convolutional(2, 3), layers.Flatten(), layers.Dense(4)])
+    text = network.summary((1, 5, 5))
+    assert "(2, 3, 3)" in text and "(18,)" in text and text.endswith("Total params: 96")
+    assert all(getattr(layer, "input_shape", None) is None for layer in network.layers)
+
+
 def test_summary_after_fit_uses_the_training_input_shape():
     network = Network([layers.Dense(3), layers.Softmax()]).use("cross_entropy")
     network.fit(np.zeros((4, 5)), np.array([0, 1, 2, 0]), 1, 0.1, verbose=0)

@@ -307,15 +307,17 @@ class Network:
             return self.input_shape
         return getattr(self.layers[0], "input_shape", None) if self.layers else None
 
-    def summary(self):
+    def summary(self, input_shape=None):
         """Print and return a table of the layers, their output shapes (per sample) and
-        parameter counts. Needs the input shape: from ``fit``/``predict``, or from the
-        first layer's ``input_shape=``. Changes nothing (it traces a copy)."""
-        input_shape = self._summary_input_shape()
+        parameter counts. ``input_shape`` is one sample's shape, for example (1, 28, 28);
+        without it, the shape seen by ``fit``/``predict`` or the first layer's
+        ``input_shape=`` is used. Changes nothing: it traces a copy of the layers."""
+        if input_shape is None:
+            input_shape = self._summary_input_shape()
         if input_shape is None:
             raise ValueError(
-                "summary() needs the input shape: give the first layer input_shape=..., "
-                "or call fit or predict first"
+                "summary() needs the input shape: summary(input_shape=(C, H, W)), give "
+                "the first layer input_shape=..., or call fit or predict first"
             )
         rows = [("Layer", "Output shape", "Params")]
         total = 0
