@@ -13,7 +13,7 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 from . import datasets, kernels, reference
-from . import activations, losses, metrics, optimizers
+from . import activations, compat, losses, metrics, optimizers
 from .layers import (
     Activation,
     AvgPool2D,
@@ -95,6 +95,7 @@ __all__ = [
     "get_num_threads",
     "show_config",
     "activations",
+    "compat",
     "losses",
     "metrics",
     "optimizers",
