@@ -258,6 +258,9 @@ def test_fit_optimizer_reaches_every_layer(images):
     assert network.layers[1]._optimizer_state["kernels"]["step"] == 4
     network.fit(x / 255, y, 1, 0.001, optimizer=adam, verbose=0, seed=0)
     assert network.layers[1]._optimizer_state["kernels"]["step"] == 8
+    network.fit(x / 255, y, 1, 0.001, optimizer="adam", verbose=0, seed=0)
+    assert isinstance(network.layers[0].optimizer, Adam) and network.layers[0].optimizer is not adam
+    assert network.layers[1]._optimizer_state["kernels"]["step"] == 4
 
 
 def test_momentum_changes_training(images):
@@ -294,7 +297,7 @@ def diverge(network, x):
         (lambda n, x, y: n.fit(x, y, 0, 0.1), ValueError, "epochs"),
         (lambda n, x, y: n.fit(x, y, 1, -0.1), ValueError, "learning_rate"),
         (lambda n, x, y: n.fit(x, y, 1, 0.1, batch_size=0), ValueError, "batch_size"),
-        (lambda n, x, y: n.fit(x, y, 1, 0.1, optimizer="adam"), TypeError, "Optimizer"),
+        (lambda n, x, y: n.fit(x, y, 1, 0.1, optimizer="adagrad"), ValueError, "unknown optimizer"),
         (lambda n, x, y: n.fit(x, y, 1, 0.1, validation_data=x), ValueError, "pair"),
         (lambda n, x, y: n.fit(x[:, 0], y, 1, 0.1), ValueError, "samples along its first axis"),
         (lambda n, x, y: diverge(n, x), FloatingPointError, "smaller learning_rate"),

@@ -158,10 +158,3 @@ def get(loss):
         f"no derivative is known for {loss!r}: give the pair, use(loss, loss_prime)"
     )
 
-
-def name_of(loss):
-    """The name of one of this module's loss functions, or None."""
-    for name, pair in _PAIRS.items():
-        if loss is pair[0]:
-            return name
-    return None

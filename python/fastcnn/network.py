@@ -17,7 +17,7 @@ import numpy as np
 from . import losses as _losses
 from . import metrics
 from .layers import Activation, Layer, ReLU, _float_dtype
-from .optimizers import Optimizer
+from . import optimizers as _optimizers
 
 __all__ = ["Network", "History"]
 
@@ -185,8 +185,9 @@ class Network:
 
         x: (N, ...) samples of any numeric dtype (uint8 images too), converted to the
         network's dtype batch by batch. y: one target per sample (integer labels or
-        rows shaped like the output). ``optimizer`` (an Optimizer, for example
-        ``Adam()``) replaces each layer's optimizer; without it they keep theirs (plain
+        rows shaped like the output). ``optimizer`` (an Optimizer such as
+        ``Adam()`` or ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each
+        layer's optimizer, keeping its state while the same one is passed again; without it they keep theirs (plain
         gradient descent by default). ``seed`` makes the run reproducible: it seeds the
         shuffling, dropout, and the initialisation of layers not built yet that have no
         seed of their own. ``verbose=0`` prints nothing, 1 a line per epoch.
@@ -206,8 +207,7 @@ class Network:
             x_val = _samples("validation x", x_val)
             y_val = _targets("validation y", y_val, len(x_val))
         if optimizer is not None and optimizer is not self.optimizer:
-            if not isinstance(optimizer, Optimizer):
-                raise TypeError(f"optimizer must be an fastcnn.optimizers.Optimizer, got {optimizer!r}")
+            optimizer = _optimizers.get(optimizer)
             self.optimizer = optimizer
             for layer in self.layers:
                 layer.optimizer = optimizer
@@ -218,8 +218,8 @@ class Network:
         reporters = [history] + ([_EpochPrinter(epochs)] if verbose else [])
         count = len(x)
         backward_steps = [layer.backward for layer in reversed(self.layers)]
+        self._set_training(True)
         for epoch in range(epochs):
-            self._set_training(True)
             order = rng.permutation(count) if shuffle else None
             loss_sum = 0.0
             correct = 0 if labels is not None else None
@@ -253,7 +253,6 @@ class Network:
                     logs["val_accuracy"] = scores["accuracy"]
             for reporter in reporters:
                 reporter.on_epoch_end(epoch, logs)
-        self._set_training(True)
         return history
 
     def predict(self, x, batch_size=_PREDICT_BATCH_SIZE):
