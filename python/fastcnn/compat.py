@@ -224,8 +224,8 @@ class ConvolutionalLayer(layers.Convolutional):
 
     Each filter has one (kh, kw) kernel per input channel and one bias, as the
     write-up's text describes (its code shares one 2-D kernel across the channels,
-    skips the windows that end on the input's last row or column, and updates only
-    the last window's weight gradient). ``weights`` are the kernels,
+    skips the windows that end on the input's last row or column, and overwrites its
+    weight gradient where it should sum it). ``weights`` are the kernels,
     (filters_count, C, kh, kw).
     """
 
