@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fastcnn
 from fastcnn import layers
@@ -380,3 +382,43 @@ def test_changing_the_optimizer_resets_its_state(rng):
     assert layer._optimizer_state["weights"]["velocity"].shape == (4, 2)
     layer.optimizer = SGD(momentum=0.5)
     assert layer._optimizer_state == {}
+
+
+@st.composite
+def conv_configs(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), 6))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), 6))
+    return dict(
+        depth=draw(st.integers(1, 3)), kernel_size=kernel, stride=stride, padding=padding,
+    ), (draw(st.integers(1, 2)), draw(st.integers(1, 2)), height, width)
+
+
+@settings(max_examples=25, deadline=None)
+@given(conv_configs(), st.integers(0, 2**32 - 1))
+def test_convolutional_gradients_for_any_shape(config, seed):
+    arguments, shape = config
+    rng = np.random.default_rng(seed)
+    layer = float64(layers.Convolutional(**arguments, input_shape=shape[1:], seed=seed))
+    layer.biases[:] = rng.standard_normal(layer.biases.shape)
+    x = rng.standard_normal(shape)
+    assert layer.forward(x).shape[1:] == layer.output_shape
+    check_gradients(layer, x, rng)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([layers.MaxPool2D, layers.AvgPool2D]),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(3, 7), st.integers(3, 7)),
+    st.integers(0, 2**32 - 1),
+)
+def test_pool_gradients_for_any_shape(pool, size, stride, shape, seed):
+    rng = np.random.default_rng(seed)
+    layer = float64(pool(size, stride, input_shape=shape[1:]))
+    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.01
+    assert layer.forward(x).shape[1:] == layer.output_shape
+    check_gradients(layer, x, rng)
