@@ -157,7 +157,8 @@ class Network:
         for layer, following in zip(self.layers, self.layers[1:] + [None]):
             if getattr(layer, "init", "") is None:
                 relu_next = isinstance(following, ReLU) or (
-                    isinstance(following, Activation) and following.f.__name__ == "relu"
+                    isinstance(following, Activation)
+                    and getattr(following.f, "__name__", "") == "relu"
                 )
                 layer.init = "he" if relu_next else "glorot"
         if seed is None:
@@ -185,10 +186,10 @@ class Network:
 
         x: (N, ...) samples of any numeric dtype (uint8 images too), converted to the
         network's dtype batch by batch. y: one target per sample (integer labels or
-        rows shaped like the output). ``optimizer`` (an Optimizer such as
-        ``Adam()`` or ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each
-        layer's optimizer, keeping its state while the same one is passed again; without it they keep theirs (plain
-        gradient descent by default). ``seed`` makes the run reproducible: it seeds the
+        rows shaped like the output). ``optimizer`` (an Optimizer such as ``Adam()``
+        or ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each layer's
+        optimizer (passing the same object again keeps its state); without it the
+        layers keep theirs (plain gradient descent by default). ``seed`` makes the run reproducible: it seeds the
         shuffling, dropout, and the initialisation of layers not built yet that have no
         seed of their own. ``verbose=0`` prints nothing, 1 a line per epoch.
         """
