@@ -45,4 +45,5 @@ def load_images(fast, train_count, test_count, seed=0):
     data = datasets.fashion_mnist()
     print(data.source)
     (x_train, y_train), (x_test, y_test) = data
-    return (x_train[:train_count], y_train[:train_count]), (x_test[:test_count], y_test[:test_count])
+    train = x_train[:train_count], y_train[:train_count]
+    return train, (x_test[:test_count], y_test[:test_count])

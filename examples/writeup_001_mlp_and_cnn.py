@@ -40,7 +40,8 @@ def conv_net():
 def main():
     args = parse_args(__doc__)
     train_count, test_count, epochs = (600, 200, 3) if args.fast else (4000, 1000, 30)
-    (x_train, y_train), (x_test, y_test) = load_images(args.fast, train_count, test_count, args.seed)
+    data = load_images(args.fast, train_count, test_count, args.seed)
+    (x_train, y_train), (x_test, y_test) = data
     x_train = x_train[:, None] / np.float32(255)
     x_test = x_test[:, None] / np.float32(255)
 

@@ -22,7 +22,8 @@ from _data import load_images, parse_args
 def main():
     args = parse_args(__doc__)
     train_count, test_count, epochs = (500, 200, 3) if args.fast else (10_000, 2_000, 15)
-    (x_train, y_train), (x_test, y_test) = load_images(args.fast, train_count, test_count, args.seed)
+    data = load_images(args.fast, train_count, test_count, args.seed)
+    (x_train, y_train), (x_test, y_test) = data
     x_train = x_train[:, None] / np.float32(255)
     x_test = x_test[:, None] / np.float32(255)
 
@@ -45,7 +46,10 @@ def main():
     print(f"{train_count} images x {epochs} epochs in {time.perf_counter() - started:.1f}s")
     network.summary()
     scores = network.evaluate(x_test, one_hot(y_test, 10))
-    print(f"test loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}")
+    print(
+        f"test loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.3f}, "
+        f"macro-F1 {scores['macro_f1']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def as_color_32x32(images):
 def main():
     args = parse_args(__doc__)
     train_count, test_count, epochs = (300, 100, 2) if args.fast else (5_000, 1_000, 5)
-    (x_train, y_train), (x_test, y_test) = load_images(args.fast, train_count, test_count, args.seed)
+    data = load_images(args.fast, train_count, test_count, args.seed)
+    (x_train, y_train), (x_test, y_test) = data
     x_train, x_test = as_color_32x32(x_train), as_color_32x32(x_test)
 
     network = Network(
@@ -57,7 +58,10 @@ def main():
     )
     print(f"{train_count} images x {epochs} epochs in {time.perf_counter() - started:.1f}s")
     scores = network.evaluate(x_test, y_test)
-    print(f"test loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}")
+    print(
+        f"test loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.3f}, "
+        f"macro-F1 {scores['macro_f1']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from _data import load_images, parse_args
 def main():
     args = parse_args(__doc__)
     train_count, test_count, epochs = (500, 200, 2) if args.fast else (60_000, 10_000, 3)
-    (x_train, y_train), (x_test, y_test) = load_images(args.fast, train_count, test_count, args.seed)
+    data = load_images(args.fast, train_count, test_count, args.seed)
+    (x_train, y_train), (x_test, y_test) = data
     # the write-up's scaling: [0, 255] -> [-0.5, 0.5]
     x_train = x_train[:, None] / np.float32(255) - np.float32(0.5)
     x_test = x_test[:, None] / np.float32(255) - np.float32(0.5)

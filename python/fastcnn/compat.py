@@ -474,7 +474,9 @@ def predict(network, input):
     return output
 
 
-def train(network, loss, loss_prime, x_train, y_train, epochs=1000, learning_rate=0.01, verbose=True):
+def train(
+    network, loss, loss_prime, x_train, y_train, epochs=1000, learning_rate=0.01, verbose=True
+):
     """Write-up 002's ``train``: for each epoch, for each sample in order, forward,
     loss, backward (one update per sample); prints ``e/epochs, error=...`` (the mean
     loss) when ``verbose``."""

@@ -22,6 +22,7 @@ from . import optimizers as _optimizers
 __all__ = ["Network", "History"]
 
 _PREDICT_BATCH_SIZE = 256
+_NO_LOSS = 'choose a loss first, for example network.use("softmax_cross_entropy")'
 
 
 class History(dict):
@@ -116,7 +117,8 @@ class Network:
 
     def add(self, layer):
         """Append a layer (anything with forward and backward); returns the network."""
-        if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
+        methods = (getattr(layer, "forward", None), getattr(layer, "backward", None))
+        if not all(callable(method) for method in methods):
             raise TypeError(
                 f"a layer needs forward(input) and backward(output_gradient, learning_rate) "
                 f"methods, got {layer!r}"
@@ -189,12 +191,13 @@ class Network:
         rows shaped like the output). ``optimizer`` (an Optimizer such as ``Adam()``
         or ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each layer's
         optimizer (passing the same object again keeps its state); without it the
-        layers keep theirs (plain gradient descent by default). ``seed`` makes the run reproducible: it seeds the
-        shuffling, dropout, and the initialisation of layers not built yet that have no
-        seed of their own. ``verbose=0`` prints nothing, 1 a line per epoch.
+        layers keep theirs (plain gradient descent by default). ``seed`` makes the run
+        reproducible: it seeds the shuffling, dropout, and the initialisation of layers
+        not built yet that have no seed of their own. ``verbose=0`` prints nothing, 1 a
+        line per epoch.
         """
         if self.loss is None:
-            raise RuntimeError('choose a loss first, for example network.use("softmax_cross_entropy")')
+            raise RuntimeError(_NO_LOSS)
         x = _samples("x", x)
         y = _targets("y", y, len(x))
         _check_positive_int("epochs", epochs)
@@ -290,7 +293,7 @@ class Network:
         """A dict: "loss" (the mean over x), "accuracy" and "macro_f1" (None when the
         targets are not classes)."""
         if self.loss is None:
-            raise RuntimeError('choose a loss first, for example network.use("softmax_cross_entropy")')
+            raise RuntimeError(_NO_LOSS)
         x = _samples("x", x)
         y = _targets("y", y, len(x))
         outputs = self.predict(x, batch_size)
