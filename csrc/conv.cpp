@@ -16,8 +16,9 @@ namespace {
 constexpr int64_t kColumnBytes = int64_t(4) << 20;
 constexpr int64_t kMaxWeightBlocks = 8;
 constexpr int64_t kPartialBytes = int64_t(16) << 20;
-// Below this many multiply-adds per output value, the direct kernels win.
-constexpr int64_t kDirectMaxPatch = 256;
+// Up to this many multiply-adds per output value, the direct kernels win;
+// beyond it a tile's weights outgrow the caches and the blocked gemm wins.
+constexpr int64_t kDirectMaxPatch = 4096;
 
 int64_t patch_size(const ConvShape& s) { return s.channels * s.kernel_h * s.kernel_w; }
 

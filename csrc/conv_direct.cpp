@@ -13,6 +13,8 @@ namespace {
 
 // A task computes at least this many multiply-adds, so a thread pays for itself.
 constexpr int64_t kMinTaskWork = int64_t(1) << 20;
+// The weight gradient loads this many bytes of images at a time.
+constexpr int64_t kGroupBytes = int64_t(4) << 20;
 
 int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
@@ -20,19 +22,22 @@ int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step
 // and padded row, the row's columns split into stride_w phases,
 // phased[c][r][q][t] = padded source at row r, column t·stride_w + q.
 // Tap j of output column ow then reads phase j % sw at t = ow + j / sw.
+// Holds `images` such images one after the other.
 template <typename T>
 struct Phased {
     int64_t rows, width;  // rows = (Ho − 1)·sh + kh; width per phase, with vector slack
+    int64_t image_size;
     std::vector<int64_t> column_index;  // source column → q·width + t, or −1 if unused
     std::vector<int64_t> tap_offset;    // tap j → (j % sw)·width + j / sw
     std::vector<T> data;
 
-    Phased(const DirectShape& s, int64_t vector_width, int64_t tap_multiple)
+    Phased(const DirectShape& s, int64_t vector_width, int64_t tap_multiple, int64_t images)
         : rows((s.out_h - 1) * s.stride_h + s.kernel_h),
           width(round_up(s.out_w, vector_width) + (s.kernel_w - 1) / s.stride_w),
+          image_size(s.channels * rows * s.stride_w * width),
           column_index(s.width, -1),
           tap_offset(round_up(s.kernel_w, tap_multiple), 0),
-          data(s.channels * rows * s.stride_w * width) {
+          data(images * image_size) {
         for (int64_t col = 0; col < s.width; ++col) {
             const int64_t padded = col * s.dilation_w + s.left;
             const int64_t t = padded / s.stride_w;
@@ -42,22 +47,23 @@ struct Phased {
             tap_offset[j] = (j % s.stride_w) * width + j / s.stride_w;
     }
 
-    void fill(const DirectShape& s, const T* image) {
-        std::fill(data.begin(), data.end(), T(0));
+    void fill(const DirectShape& s, const T* image, int64_t slot = 0) {
+        T* base = data.data() + slot * image_size;
+        std::fill(base, base + image_size, T(0));
         const int64_t row_size = s.stride_w * width;
         for (int64_t c = 0; c < s.channels; ++c)
             for (int64_t h = 0; h < s.height; ++h) {
                 const int64_t r = h * s.dilation_h + s.top;
                 if (r < 0 || r >= rows) continue;
                 const T* src = image + (c * s.height + h) * s.width;
-                T* dst = data.data() + (c * rows + r) * row_size;
+                T* dst = base + (c * rows + r) * row_size;
                 for (int64_t col = 0; col < s.width; ++col)
                     if (column_index[col] >= 0) dst[column_index[col]] = src[col];
             }
     }
 
-    const T* row(const DirectShape& s, int64_t c, int64_t r) const {
-        return data.data() + (c * rows + r) * s.stride_w * width;
+    const T* row(const DirectShape& s, int64_t c, int64_t r, int64_t slot = 0) const {
+        return data.data() + slot * image_size + (c * rows + r) * s.stride_w * width;
     }
 };
 
@@ -68,59 +74,88 @@ struct DirectArgs {
     const T* packed_w;  // [F / FB][C][kh][kw][FB], filters zero-padded to a multiple of FB
     const T* bias;
     T* y;              // one image's output (F, Ho, Wo)
-    const T* grad;     // one image's grad_y, rows zero-padded to grad_width, filters to FB
-    int64_t grad_width;
+    const T* grad;     // grad_y of source->images images, each [F'][Ho][grad_width]:
+    int64_t grad_width;  // rows zero-padded to whole vectors, filters to whole tiles
+    int64_t images;
 };
 
-// Output rows [oh0, oh1) of one image: register tiles of FB filters × NV·L columns.
-template <typename T, int L, int FB, int NV>
+// Output rows [oh0, oh1) of one image in register tiles of FB filters × RB
+// rows × NV vectors of L columns.
+template <typename T, int L, int FB, int RB, int NV>
 FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t patch = s.channels * s.kernel_h * s.kernel_w;
     const int64_t* taps = a.source->tap_offset.data();
-    for (int64_t f0 = 0; f0 < s.filters; f0 += FB) {
-        const int64_t count = std::min<int64_t>(FB, s.filters - f0);
-        for (int64_t oh = oh0; oh < oh1; ++oh)
+    for (int64_t f0 = 0; f0 < s.filters; f0 += FB)
+        for (int64_t oh = oh0; oh < oh1; oh += RB)
             for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += NV * L) {
-                V acc[FB][NV] = {};
+                V acc[FB][RB][NV] = {};
                 const T* wv = a.packed_w + f0 * patch;
                 for (int64_t c = 0; c < s.channels; ++c)
                     for (int64_t i = 0; i < s.kernel_h; ++i) {
-                        const T* row = a.source->row(s, c, oh * s.stride_h + i) + ow0;
+                        // Rows past oh1 repeat the last one; their sums are dropped.
+                        const T* rows[RB];
+#pragma GCC unroll 16
+                        for (int r = 0; r < RB; ++r)
+                            rows[r] = a.source->row(
+                                          s, c, std::min(oh + r, oh1 - 1) * s.stride_h + i) +
+                                      ow0;
                         for (int64_t j = 0; j < s.kernel_w; ++j, wv += FB) {
-                            V x[NV];
+                            V x[RB][NV];
+#pragma GCC unroll 16
+                            for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 4
-                            for (int v = 0; v < NV; ++v)
-                                __builtin_memcpy(&x[v], row + taps[j] + v * L, sizeof(V));
+                                for (int v = 0; v < NV; ++v)
+                                    __builtin_memcpy(&x[r][v], rows[r] + taps[j] + v * L,
+                                                     sizeof(V));
 #pragma GCC unroll 16
                             for (int f = 0; f < FB; ++f) {
                                 const T weight = wv[f];
+#pragma GCC unroll 16
+                                for (int r = 0; r < RB; ++r)
 #pragma GCC unroll 4
-                                for (int v = 0; v < NV; ++v) acc[f][v] += x[v] * weight;
+                                    for (int v = 0; v < NV; ++v) acc[f][r][v] += x[r][v] * weight;
                             }
                         }
                     }
                 const int64_t width = std::min<int64_t>(NV * L, s.out_w - ow0);
-                for (int64_t f = 0; f < count; ++f) {
-                    T lanes[NV * L];
-                    __builtin_memcpy(lanes, acc[f], sizeof(lanes));
-                    const T bias = a.bias ? a.bias[f0 + f] : T(0);
-                    T* out = a.y + ((f0 + f) * s.out_h + oh) * s.out_w + ow0;
-                    for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
-                }
+                const int64_t filters = std::min<int64_t>(FB, s.filters - f0);
+                const int64_t rows = std::min<int64_t>(RB, oh1 - oh);
+                for (int64_t f = 0; f < filters; ++f)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        T lanes[NV * L];
+                        __builtin_memcpy(lanes, acc[f][r], sizeof(lanes));
+                        const T bias = a.bias ? a.bias[f0 + f] : T(0);
+                        T* out = a.y + ((f0 + f) * s.out_h + oh + r) * s.out_w + ow0;
+                        for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
+                    }
             }
+}
+
+// The sum of a vector's lanes, halving the vector until two lanes remain.
+template <typename T, int L>
+FASTCNN_INLINE T lane_sum(Vec<T, L> v) {
+    if constexpr (L == 2) {
+        return v[0] + v[1];
+    } else {
+        Vec<T, L / 2> low, high;
+        __builtin_memcpy(&low, &v, sizeof(low));
+        __builtin_memcpy(&high, reinterpret_cast<const char*>(&v) + sizeof(low), sizeof(high));
+        return lane_sum<T, L / 2>(low + high);
     }
 }
 
-// grad_w[:, c0:c1] += one image's share: register tiles of FB filters × JB taps,
-// each accumulating over all output positions, lanes across output columns.
+// grad_w[:, c0:c1] += the share of a group of images: register tiles of FB
+// filters × JB taps, each accumulating over all the group's output positions,
+// lanes across output columns, then summed across lanes once.
 template <typename T, int L, int FB, int JB>
 FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t* taps = a.source->tap_offset.data();
     const int64_t vectors = a.grad_width / L, plane = s.out_h * a.grad_width;
+    const int64_t grad_image = round_up(s.filters, FB) * plane;
     // Lanes past the last output column must add nothing, even where the
     // source holds an inf or NaN: they are masked out of the last vector.
     V lane = {};
@@ -131,12 +166,13 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
             for (int64_t f0 = 0; f0 < s.filters; f0 += FB)
                 for (int64_t j0 = 0; j0 < s.kernel_w; j0 += JB) {
                     V acc[FB][JB] = {};
+                    for (int64_t g = 0; g < a.images; ++g)
                     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-                        const T* source = a.source->row(s, c, oh * s.stride_h + i);
-                        const T* grad = a.grad + f0 * plane + oh * a.grad_width;
+                        const T* source = a.source->row(s, c, oh * s.stride_h + i, g);
+                        const T* grad = a.grad + g * grad_image + f0 * plane + oh * a.grad_width;
                         for (int64_t v = 0; v < vectors; ++v) {
                             V g[FB], x[JB];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
                             for (int f = 0; f < FB; ++f)
                                 __builtin_memcpy(&g[f], grad + f * plane + v * L, sizeof(V));
 #pragma GCC unroll 8
@@ -145,7 +181,7 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
                             if (v == vectors - 1)
 #pragma GCC unroll 8
                                 for (int j = 0; j < JB; ++j) x[j] = keep ? x[j] : V{};
-#pragma GCC unroll 8
+#pragma GCC unroll 16
                             for (int f = 0; f < FB; ++f)
 #pragma GCC unroll 8
                                 for (int j = 0; j < JB; ++j) acc[f][j] += g[f] * x[j];
@@ -154,42 +190,88 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
                     const int64_t filters = std::min<int64_t>(FB, s.filters - f0);
                     const int64_t taps_here = std::min<int64_t>(JB, s.kernel_w - j0);
                     for (int64_t f = 0; f < filters; ++f)
-                        for (int64_t j = 0; j < taps_here; ++j) {
-                            T sum = 0;
-                            for (int l = 0; l < L; ++l) sum += acc[f][j][l];
+                        for (int64_t j = 0; j < taps_here; ++j)
                             grad_w[(((f0 + f) * s.channels + c) * s.kernel_h + i) * s.kernel_w +
-                                   j0 + j] += sum;
-                        }
+                                   j0 + j] += lane_sum<T, L>(acc[f][j]);
                 }
 }
 
 template <typename T>
-struct DirectKernels {
-    int lanes, forward_filters, forward_width, grad_filters, grad_taps;
-    void (*forward)(const DirectArgs<T>&, int64_t, int64_t);
-    void (*gradient)(const DirectArgs<T>&, int64_t, int64_t, T*);
+struct ForwardTile {
+    int filters, rows, vectors;
+    void (*run)(const DirectArgs<T>&, int64_t oh0, int64_t oh1);
 };
 
-// Each SIMD path: forward tiles of 6 filters × 2 vectors (12 accumulators),
-// gradient tiles of FB × JB accumulators that fit the register file.
-#define FASTCNN_DIRECT_KERNELS(T, NAME, TARGET, L, GFB, GJB)                                 \
-    TARGET void NAME##_forward(const DirectArgs<T>& a, int64_t r0, int64_t r1) {             \
-        forward_rows<T, L, 6, 2>(a, r0, r1);                                                  \
-    }                                                                                         \
-    TARGET void NAME##_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) { \
-        weight_gradient<T, L, GFB, GJB>(a, c0, c1, grad_w);                                   \
-    }                                                                                         \
-    constexpr DirectKernels<T> NAME = {L, 6, 2 * L, GFB, GJB, NAME##_forward, NAME##_gradient};
+template <typename T>
+struct GradientTile {
+    int filters, taps;
+    void (*run)(const DirectArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
+};
+
+// A tile keeps its accumulators and the operands of one step in registers:
+// forward FB·RB·NV sums + RB·NV input vectors + a broadcast weight; gradient
+// FB·JB sums + FB + JB operand vectors. Sized to the path's `regs` registers.
+constexpr int forward_rows_fit(int regs, int filters, int vectors) {
+    return (regs - 2) / (vectors * (filters + 1));
+}
+constexpr int gradient_filters_fit(int regs, int taps) { return (regs - 1 - taps) / (taps + 1); }
+
+// Per SIMD path and type, a list of tile shapes; each call takes the one that
+// wastes the fewest lanes on its layer (see best_forward_tile). Shapes that
+// do not fit the registers (0 rows) are never chosen.
+#define FASTCNN_FORWARD_TILE(PATH, T, REGS, FB, NV)                             \
+    ForwardTile<T> {                                                            \
+        FB, forward_rows_fit(REGS, FB, NV), NV,                                 \
+            PATH##_forward<FB, (forward_rows_fit(REGS, FB, NV) > 0 ? forward_rows_fit(REGS, FB, NV) : 1), NV> \
+    }
+#define FASTCNN_GRADIENT_TILE(PATH, T, REGS, JB) \
+    GradientTile<T> { gradient_filters_fit(REGS, JB), JB, PATH##_gradient<gradient_filters_fit(REGS, JB), JB> }
+#define FASTCNN_TILES(PATH, TARGET, T, L, REGS)                                                \
+    template <int FB, int RB, int NV>                                                          \
+    TARGET void PATH##_forward(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {             \
+        forward_rows<T, L, FB, RB, NV>(a, oh0, oh1);                                           \
+    }                                                                                          \
+    template <int FB, int JB>                                                                  \
+    TARGET void PATH##_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {   \
+        weight_gradient<T, L, FB, JB>(a, c0, c1, grad_w);                                      \
+    }                                                                                          \
+    const ForwardTile<T> PATH##_forward_tiles[] = {                                            \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 2), FASTCNN_FORWARD_TILE(PATH, T, REGS, 8, 2), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 5, 2), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 4, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 2), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 2, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 2), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 1),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 1)};\
+    const GradientTile<T> PATH##_gradient_tiles[] = {                                          \
+        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 5), FASTCNN_GRADIENT_TILE(PATH, T, REGS, 4),      \
+        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 3), FASTCNN_GRADIENT_TILE(PATH, T, REGS, 2),      \
+        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 1)};
 
 #define FASTCNN_NO_TARGET
-FASTCNN_DIRECT_KERNELS(float, float_generic, FASTCNN_NO_TARGET, 4, 3, 3)
-FASTCNN_DIRECT_KERNELS(double, double_generic, FASTCNN_NO_TARGET, 2, 3, 3)
+// 16 vector registers for SSE2/NEON and AVX2, 32 for AVX-512.
+FASTCNN_TILES(float_generic, FASTCNN_NO_TARGET, float, 4, 16)
+FASTCNN_TILES(double_generic, FASTCNN_NO_TARGET, double, 2, 16)
 #if FASTCNN_X86_DISPATCH
-FASTCNN_DIRECT_KERNELS(float, float_avx2, FASTCNN_TARGET_AVX2, 8, 3, 3)
-FASTCNN_DIRECT_KERNELS(double, double_avx2, FASTCNN_TARGET_AVX2, 4, 3, 3)
-FASTCNN_DIRECT_KERNELS(float, float_avx512, FASTCNN_TARGET_AVX512, 16, 4, 4)
-FASTCNN_DIRECT_KERNELS(double, double_avx512, FASTCNN_TARGET_AVX512, 8, 4, 4)
+FASTCNN_TILES(float_avx2, FASTCNN_TARGET_AVX2, float, 8, 16)
+FASTCNN_TILES(double_avx2, FASTCNN_TARGET_AVX2, double, 4, 16)
+FASTCNN_TILES(float_avx512, FASTCNN_TARGET_AVX512, float, 16, 32)
+FASTCNN_TILES(double_avx512, FASTCNN_TARGET_AVX512, double, 8, 32)
 #endif
+
+template <typename T>
+struct DirectKernels {
+    int lanes;
+    const ForwardTile<T>* forward;
+    int forward_count;
+    const GradientTile<T>* gradient;
+    int gradient_count;
+};
+
+template <typename T, size_t F, size_t G>
+DirectKernels<T> kernels_of(int lanes, const ForwardTile<T> (&forward)[F],
+                            const GradientTile<T> (&gradient)[G]) {
+    return {lanes, forward, int(F), gradient, int(G)};
+}
 
 template <typename T>
 DirectKernels<T> direct_kernels();
@@ -197,19 +279,61 @@ DirectKernels<T> direct_kernels();
 template <>
 DirectKernels<float> direct_kernels<float>() {
 #if FASTCNN_X86_DISPATCH
-    if (active_simd() == Simd::avx512) return float_avx512;
-    if (active_simd() == Simd::avx2) return float_avx2;
+    if (active_simd() == Simd::avx512)
+        return kernels_of(16, float_avx512_forward_tiles, float_avx512_gradient_tiles);
+    if (active_simd() == Simd::avx2)
+        return kernels_of(8, float_avx2_forward_tiles, float_avx2_gradient_tiles);
 #endif
-    return float_generic;
+    return kernels_of(4, float_generic_forward_tiles, float_generic_gradient_tiles);
 }
 
 template <>
 DirectKernels<double> direct_kernels<double>() {
 #if FASTCNN_X86_DISPATCH
-    if (active_simd() == Simd::avx512) return double_avx512;
-    if (active_simd() == Simd::avx2) return double_avx2;
+    if (active_simd() == Simd::avx512)
+        return kernels_of(8, double_avx512_forward_tiles, double_avx512_gradient_tiles);
+    if (active_simd() == Simd::avx2)
+        return kernels_of(4, double_avx2_forward_tiles, double_avx2_gradient_tiles);
 #endif
-    return double_generic;
+    return kernels_of(2, double_generic_forward_tiles, double_generic_gradient_tiles);
+}
+
+// The share of a tiled extent that is real work, not padding.
+double used(int64_t extent, int64_t tile) {
+    return double(extent) / double((extent + tile - 1) / tile * tile);
+}
+
+template <typename T>
+const ForwardTile<T>& best_forward_tile(const DirectKernels<T>& k, const DirectShape& s) {
+    int best = -1;
+    double best_use = 0;
+    int best_sums = 0;
+    for (int t = 0; t < k.forward_count; ++t) {
+        const ForwardTile<T>& tile = k.forward[t];
+        if (tile.rows <= 0) continue;
+        const double use = used(s.filters, tile.filters) * used(s.out_h, tile.rows) *
+                           used(s.out_w, int64_t(tile.vectors) * k.lanes);
+        const int sums = tile.filters * tile.rows * tile.vectors;
+        if (best < 0 || use > best_use + 1e-9 || (use > best_use - 1e-9 && sums > best_sums))
+            best = t, best_use = use, best_sums = sums;
+    }
+    return k.forward[best];
+}
+
+template <typename T>
+const GradientTile<T>& best_gradient_tile(const DirectKernels<T>& k, const DirectShape& s) {
+    int best = -1;
+    double best_use = 0;
+    int best_sums = 0;
+    for (int t = 0; t < k.gradient_count; ++t) {
+        const GradientTile<T>& tile = k.gradient[t];
+        if (tile.filters <= 0) continue;
+        const double use = used(s.filters, tile.filters) * used(s.kernel_w, tile.taps);
+        const int sums = tile.filters * tile.taps;
+        if (best < 0 || use > best_use + 1e-9 || (use > best_use - 1e-9 && sums > best_sums))
+            best = t, best_use = use, best_sums = sums;
+    }
+    return k.gradient[best];
 }
 
 // w (F, C, kh, kw) → [F / FB][C][kh][kw][FB], the missing filters zero.
@@ -229,27 +353,33 @@ template <typename T>
 void direct_correlate(const DirectShape& s, int64_t batch, const T* source, const T* w,
                       const T* bias, T* y) {
     const DirectKernels<T> kernels = direct_kernels<T>();
-    const std::vector<T> packed_w = pack_filters(s, w, kernels.forward_filters);
+    const ForwardTile<T>& tile = best_forward_tile(kernels, s);
+    const std::vector<T> packed_w = pack_filters(s, w, tile.filters);
+    const int64_t vector_width = int64_t(tile.vectors) * kernels.lanes;
     const int64_t image = s.channels * s.height * s.width, out = s.filters * s.out_h * s.out_w;
     const int64_t row_work = s.filters * s.out_w * s.channels * s.kernel_h * s.kernel_w;
     if (batch >= num_threads()) {
         parallel_for(batch, 1, [&](int64_t first, int64_t last) {
-            Phased<T> phased(s, kernels.forward_width, 1);
+            Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
-                kernels.forward({&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0}, 0,
-                                s.out_h);
+                tile.run({&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0, 1}, 0,
+                         s.out_h);
             }
         });
         return;
     }
-    // Fewer images than threads: split each image's output rows instead.
-    Phased<T> phased(s, kernels.forward_width, 1);
+    // Fewer images than threads: split each image's output rows instead, in
+    // whole tiles.
+    Phased<T> phased(s, vector_width, 1, 1);
+    const int64_t row_blocks = (s.out_h + tile.rows - 1) / tile.rows;
     for (int64_t n = 0; n < batch; ++n) {
         phased.fill(s, source + n * image);
-        const DirectArgs<T> args{&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0};
-        parallel_for(s.out_h, kMinTaskWork / std::max<int64_t>(row_work, 1) + 1,
-                     [&](int64_t r0, int64_t r1) { kernels.forward(args, r0, r1); });
+        const DirectArgs<T> args{&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0, 1};
+        parallel_for(row_blocks, kMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
+                     [&](int64_t b0, int64_t b1) {
+                         tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
+                     });
     }
 }
 
@@ -257,47 +387,57 @@ template <typename T>
 void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source,
                             const T* grad_y, T* grad_w) {
     const DirectKernels<T> kernels = direct_kernels<T>();
+    const GradientTile<T>& tile = best_gradient_tile(kernels, s);
     const int64_t weights = s.filters * s.channels * s.kernel_h * s.kernel_w;
     const int64_t image = s.channels * s.height * s.width, plane = s.out_h * s.out_w;
     const int64_t grad_width = round_up(s.out_w, kernels.lanes);
-    const int64_t filters = round_up(s.filters, kernels.grad_filters);
+    const int64_t filters = round_up(s.filters, tile.filters);
     std::fill(grad_w, grad_w + weights, T(0));
     if (batch == 0 || plane == 0) return;
 
-    // grad_y of one image, rows zero-padded to whole vectors, filters to whole tiles.
-    auto fill_grad = [&](std::vector<T>& grad, int64_t n) {
-        for (int64_t f = 0; f < s.filters; ++f)
-            for (int64_t oh = 0; oh < s.out_h; ++oh)
-                std::copy_n(grad_y + (n * s.filters + f) * plane + oh * s.out_w, s.out_w,
-                            grad.data() + (f * s.out_h + oh) * grad_width);
-    };
+    // Images are taken in groups whose sums run in registers before the one
+    // sum across lanes; the group size depends on the shapes only.
     const int64_t blocks = weight_blocks(batch, weights, sizeof(T));
-    if (blocks == 1) {
-        // One block: its images in order, each image's channels split over threads.
-        Phased<T> phased(s, kernels.forward_width, kernels.grad_taps);
-        std::vector<T> grad(filters * s.out_h * grad_width, T(0));
-        for (int64_t n = 0; n < batch; ++n) {
-            phased.fill(s, source + n * image);
-            fill_grad(grad, n);
-            const DirectArgs<T> args{&s, &phased, nullptr, nullptr, nullptr, grad.data(),
-                                     grad_width};
-            const int64_t channel_work = s.filters * s.kernel_h * s.kernel_w * plane;
-            parallel_for(s.channels, kMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
-                         [&](int64_t c0, int64_t c1) { kernels.gradient(args, c0, c1, grad_w); });
+    const int64_t grad_image = filters * s.out_h * grad_width;
+    const Phased<T> probe(s, kernels.lanes, tile.taps, 0);
+    const int64_t image_bytes = (probe.image_size + grad_image) * int64_t(sizeof(T));
+    const int64_t group = std::clamp<int64_t>(kGroupBytes / image_bytes, 1,
+                                              (batch + blocks - 1) / blocks);
+
+    // Runs images [first, last) in groups; `run` takes the loaded group.
+    auto for_groups = [&](int64_t first, int64_t last, auto run) {
+        Phased<T> phased(s, kernels.lanes, tile.taps, group);
+        std::vector<T> grad(group * grad_image, T(0));
+        for (int64_t n0 = first; n0 < last; n0 += group) {
+            const int64_t count = std::min(group, last - n0);
+            for (int64_t g = 0; g < count; ++g) {
+                phased.fill(s, source + (n0 + g) * image, g);
+                for (int64_t f = 0; f < s.filters; ++f)
+                    for (int64_t oh = 0; oh < s.out_h; ++oh)
+                        std::copy_n(grad_y + ((n0 + g) * s.filters + f) * plane + oh * s.out_w,
+                                    s.out_w,
+                                    grad.data() + g * grad_image + (f * s.out_h + oh) * grad_width);
+            }
+            run(DirectArgs<T>{&s, &phased, nullptr, nullptr, nullptr, grad.data(), grad_width,
+                              count});
         }
+    };
+    if (blocks == 1) {
+        // One block: its groups in order, each group's channels split over threads.
+        const int64_t channel_work = group * s.filters * s.kernel_h * s.kernel_w * plane;
+        for_groups(0, batch, [&](const DirectArgs<T>& args) {
+            parallel_for(s.channels, kMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
+                         [&](int64_t c0, int64_t c1) { tile.run(args, c0, c1, grad_w); });
+        });
         return;
     }
     std::vector<T> partials(blocks * weights, T(0));
     parallel_for(blocks, 1, [&](int64_t first, int64_t last) {
-        Phased<T> phased(s, kernels.forward_width, kernels.grad_taps);
-        std::vector<T> grad(filters * s.out_h * grad_width, T(0));
         for (int64_t block = first; block < last; ++block)
-            for (int64_t n = block * batch / blocks; n < (block + 1) * batch / blocks; ++n) {
-                phased.fill(s, source + n * image);
-                fill_grad(grad, n);
-                kernels.gradient({&s, &phased, nullptr, nullptr, nullptr, grad.data(), grad_width},
-                                 0, s.channels, partials.data() + block * weights);
-            }
+            for_groups(block * batch / blocks, (block + 1) * batch / blocks,
+                       [&](const DirectArgs<T>& args) {
+                           tile.run(args, 0, s.channels, partials.data() + block * weights);
+                       });
     });
     for (int64_t block = 0; block < blocks; ++block)
         for (int64_t i = 0; i < weights; ++i) grad_w[i] += partials[block * weights + i];

@@ -48,6 +48,9 @@ CONV_CASES = [
     pytest.param(1, 2, 1, 1, 3, 3, 1, 1, id="1x1-input-k3-p1"),
     pytest.param(2, 2, 6, 6, 3, 1, 1, 2, id="padding-wider-than-kernel"),
     pytest.param(0, 3, 8, 8, 4, 3, 1, 1, id="empty-batch"),
+    # C*kh*kw >= 4096 (and F*kh*kw for the input gradient) takes the im2col + gemm path
+    pytest.param(2, 256, 6, 5, 256, 4, 1, 1, id="gemm-path-c256-k4"),
+    pytest.param(1, 260, 7, 6, 3, 4, (2, 1), (1, 0), id="gemm-path-c260-k4-s2x1"),
 ]
 
 # N, C, H, W, size, stride
@@ -540,6 +543,9 @@ def large_kernel_calls(rng, dtype):
     pool_x = rng.standard_normal((16, 64, 31, 31), dtype)
     _, argmax = reference.maxpool2d(pool_x, 3, 2)
     pool_grad_y = rng.standard_normal(argmax.shape, dtype)
+    big_x = rng.standard_normal((3, 256, 12, 12), dtype)  # C*kh*kw = 4096: the gemm path
+    big_w = rng.standard_normal((256, 256, 4, 4), dtype)
+    big_grad_y = rng.standard_normal((3, 256, 11, 11), dtype)
     return {
         "correlate2d": (lambda: kernels.correlate2d(x, w, bias, padding=1), ()),
         "correlate2d_backward_weight": (
@@ -558,12 +564,39 @@ def large_kernel_calls(rng, dtype):
             (),
         ),
         **matmul_calls(rng, 300, 300, 300, dtype),
+        **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
+        **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
+
+
+def conv_calls(suffix, x, w, grad_y, padding):
+    """The three convolution kernels on x, w, grad_y, named with the suffix."""
+    kernel, size = w.shape[2:], x.shape[2:]
+    return {
+        f"correlate2d-{suffix}": (lambda: kernels.correlate2d(x, w, None, 1, padding), ()),
+        f"correlate2d_backward_weight-{suffix}": (
+            lambda: kernels.correlate2d_backward_weight(x, grad_y, kernel, 1, padding),
+            (),
+        ),
+        f"convolve2d_full-{suffix}": (
+            lambda: kernels.convolve2d_full(grad_y, w, size, 1, padding),
+            (),
+        ),
+    }
+
+
+# Besides every kernel: one image (threads split its rows or channels) and the
+# im2col + gemm path of the convolutions.
+THREADED_NAMES = KERNEL_NAMES + [
+    f"{kernel}-{case}"
+    for case in ("batch1", "gemm")
+    for kernel in ("correlate2d", "correlate2d_backward_weight", "convolve2d_full")
+]
 
 
 @pytest.mark.usefixtures("restore_num_threads")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize("name", THREADED_NAMES)
 def test_results_do_not_depend_on_the_thread_count(rng, name, dtype):
     function, arrays = large_kernel_calls(rng, dtype)[name]
     fastcnn.set_num_threads(1)
