@@ -58,7 +58,10 @@ def float64(layer):
 CONV_CASES = [
     pytest.param(dict(depth=3, kernel_size=3), (2, 2, 6, 5), id="k3"),
     pytest.param(dict(depth=2, kernel_size=3, stride=2, padding=1), (2, 3, 7, 6), id="k3-s2-p1"),
-    pytest.param(dict(depth=2, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0)), (2, 2, 6, 5), id="k2x3-s2x1-p1x0"),
+    pytest.param(
+        dict(depth=2, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0)), (2, 2, 6, 5),
+        id="k2x3-s2x1-p1x0",
+    ),
     pytest.param(dict(depth=2, kernel_size=3, stride=2), (1, 2, 8, 8), id="k3-s2-uncovered-edge"),
     pytest.param(dict(depth=4, kernel_size=1), (3, 3, 4, 4), id="k1"),
 ]
@@ -339,26 +342,50 @@ def test_huge_inputs_give_finite_activations():
 @pytest.mark.parametrize(
     "action, error, match",
     [
-        (lambda: layers.Convolutional(2, 5).forward(np.zeros((1, 1, 3, 3))), ValueError, "larger than the padded input 3"),
-        (lambda: layers.Convolutional(2, 3).forward(np.zeros((3, 3))), ValueError, r"\(N, C, H, W\).*shape \(3, 3\)"),
-        (lambda: layers.MaxPool2D(4).forward(np.zeros((1, 1, 3, 5))), ValueError, "larger than the padded input 3"),
-        (lambda: layers.Dense(2).forward(np.zeros((2, 3, 4))), ValueError, r"\(N, features\)"),
-        (lambda: layers.Dense(2, input_shape=3).forward(np.zeros((2, 4))), ValueError, "built for 3 input features, got 4"),
-        (lambda: layers.Convolutional(2, 1, input_shape=(3, 4, 4)).forward(np.zeros((1, 2, 4, 4))), ValueError, "3 input channels, got 2"),
-        (lambda: layers.Dense(2).backward(np.zeros((1, 2)), 0.1), RuntimeError, "before forward"),
-        (lambda: layers.Dense(0), ValueError, "units"),
-        (lambda: layers.Convolutional(2, 3, stride=0), ValueError, "stride"),
-        (lambda: layers.Convolutional(2, 3, padding=-1), ValueError, "padding"),
-        (lambda: layers.Dropout(1.0), ValueError, "rate"),
-        (lambda: layers.Dense(2, init="xavier"), ValueError, "init"),
-        (lambda: layers.Dense(2, dtype=np.int32), TypeError, "float32 or float64"),
-        (lambda: layers.Reshape((5,)).forward(np.zeros((2, 3))), ValueError, "cannot take"),
-        (lambda: layers.Activation(np.sin, None), TypeError, "two functions"),
-    ],
-    ids=[
-        "conv-kernel-too-big", "conv-rank", "pool-window-too-big", "dense-rank",
-        "dense-features", "conv-channels", "backward-first", "units", "stride", "padding",
-        "dropout-rate", "init", "dtype", "reshape-size", "activation-functions",
+        pytest.param(
+            lambda: layers.Convolutional(2, 5).forward(np.zeros((1, 1, 3, 3))),
+            ValueError, "larger than the padded input 3", id="conv-kernel-too-big",
+        ),
+        pytest.param(
+            lambda: layers.Convolutional(2, 3).forward(np.zeros((3, 3))),
+            ValueError, r"\(N, C, H, W\).*shape \(3, 3\)", id="conv-rank",
+        ),
+        pytest.param(
+            lambda: layers.MaxPool2D(4).forward(np.zeros((1, 1, 3, 5))),
+            ValueError, "larger than the padded input 3", id="pool-window-too-big",
+        ),
+        pytest.param(
+            lambda: layers.Dense(2).forward(np.zeros((2, 3, 4))),
+            ValueError, r"\(N, features\)", id="dense-rank",
+        ),
+        pytest.param(
+            lambda: layers.Dense(2, input_shape=3).forward(np.zeros((2, 4))),
+            ValueError, "built for 3 input features, got 4", id="dense-features",
+        ),
+        pytest.param(
+            lambda: layers.Convolutional(2, 1, input_shape=(3, 4, 4)).forward(np.zeros((1, 2, 4, 4))),
+            ValueError, "3 input channels, got 2", id="conv-channels",
+        ),
+        pytest.param(
+            lambda: layers.Dense(2).backward(np.zeros((1, 2)), 0.1),
+            RuntimeError, "before forward", id="backward-first",
+        ),
+        pytest.param(lambda: layers.Dense(0), ValueError, "units", id="units"),
+        pytest.param(lambda: layers.Convolutional(2, 3, stride=0), ValueError, "stride", id="stride"),
+        pytest.param(lambda: layers.Convolutional(2, 3, padding=-1), ValueError, "padding", id="padding"),
+        pytest.param(lambda: layers.Dropout(1.0), ValueError, "rate", id="dropout-rate"),
+        pytest.param(lambda: layers.Dense(2, init="xavier"), ValueError, "init", id="init"),
+        pytest.param(
+            lambda: layers.Dense(2, dtype=np.int32), TypeError, "float32 or float64", id="dtype"
+        ),
+        pytest.param(
+            lambda: layers.Reshape((5,)).forward(np.zeros((2, 3))),
+            ValueError, "cannot take", id="reshape-size",
+        ),
+        pytest.param(
+            lambda: layers.Activation(np.sin, None),
+            TypeError, "two functions", id="activation-functions",
+        ),
     ],
 )
 def test_bad_use_raises_a_clear_error(action, error, match):

@@ -59,9 +59,11 @@ def test_uint8_input_trains_exactly_like_its_float_conversion(images):
 
 def test_a_seed_makes_the_run_reproducible(images):
     (x, y), _ = images
-    network = lambda: Network([layers.Flatten(), layers.Dense(16), layers.ReLU(), layers.Dropout(0.3), layers.Dense(10)]).use(
-        "softmax_cross_entropy"
-    )
+    def network():
+        return Network(
+            [layers.Flatten(), layers.Dense(16), layers.ReLU(), layers.Dropout(0.3), layers.Dense(10)]
+        ).use("softmax_cross_entropy")
+
     a, b, c = network(), network(), network()
     history_a = a.fit(x / 255, y, 2, 0.05, verbose=0, seed=11)
     history_b = b.fit(x / 255, y, 2, 0.05, verbose=0, seed=11)
@@ -272,7 +274,9 @@ def test_momentum_changes_training(images):
 
 
 def test_he_initialisation_is_chosen_before_a_relu():
-    network = Network([layers.Dense(4), layers.ReLU(), layers.Dense(3), layers.Tanh(), layers.Dense(2, init="he")])
+    network = Network(
+        [layers.Dense(4), layers.ReLU(), layers.Dense(3), layers.Tanh(), layers.Dense(2, init="he")]
+    )
     network.use("mse").predict(np.zeros((1, 5)))
     assert [getattr(layer, "init", None) for layer in network.layers] == ["he", None, "glorot", None, "he"]
 

@@ -33,8 +33,16 @@ def test_gradient_descent_is_exactly_p_minus_lr_g(problem):
     np.testing.assert_array_equal(result, expected)
 
 
-@pytest.mark.parametrize("momentum, nesterov, decay", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.5, False, 0.01), (0.8, True, 0.1)],
-                         ids=["plain", "momentum", "nesterov", "momentum-decay", "nesterov-decay"])
+@pytest.mark.parametrize(
+    "momentum, nesterov, decay",
+    [
+        pytest.param(0.0, False, 0.0, id="plain"),
+        pytest.param(0.9, False, 0.0, id="momentum"),
+        pytest.param(0.9, True, 0.0, id="nesterov"),
+        pytest.param(0.5, False, 0.01, id="momentum-decay"),
+        pytest.param(0.8, True, 0.1, id="nesterov-decay"),
+    ],
+)
 def test_sgd_follows_its_formula(problem, momentum, nesterov, decay):
     parameter, gradients = problem
     expected = parameter.copy()

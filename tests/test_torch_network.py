@@ -37,7 +37,14 @@ def writeup_002_net():
 
 
 def softmax_net():
-    return [layers.Flatten(), layers.Dense(7), layers.ReLU(), layers.Dropout(0.0), layers.Dense(5), layers.Softmax()]
+    return [
+        layers.Flatten(),
+        layers.Dense(7),
+        layers.ReLU(),
+        layers.Dropout(0.0),
+        layers.Dense(5),
+        layers.Softmax(),
+    ]
 
 
 def to_torch(layer):
