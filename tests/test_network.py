@@ -308,10 +308,12 @@ def diverge(network, x):
         (lambda n, x, y: Network().predict(x), ValueError, "no layers"),
         (lambda n, x, y: n.use("hinge"), ValueError, "unknown loss"),
         (lambda n, x, y: n.add(object()), TypeError, "forward"),
+        (lambda n, x, y: n.add(layers.ReLU), TypeError, r"ReLU\(\), not the class"),
     ],
     ids=[
         "no-loss", "lengths", "nan", "epochs", "learning-rate", "batch-size", "optimizer-type",
         "validation", "rank", "diverges", "empty-network", "loss-name", "not-a-layer",
+        "a-class",
     ],
 )
 def test_bad_calls_raise_clear_errors(call, error, match, rng):

@@ -117,6 +117,8 @@ class Network:
 
     def add(self, layer):
         """Append a layer (anything with forward and backward); returns the network."""
+        if isinstance(layer, type):
+            raise TypeError(f"add a layer instance, for example {layer.__name__}(), not the class")
         methods = (getattr(layer, "forward", None), getattr(layer, "backward", None))
         if not all(callable(method) for method in methods):
             raise TypeError(
