@@ -1,8 +1,13 @@
 #include "pool.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "parallel.hpp"
+#include "simd.hpp"
 
 namespace fastcnn {
 namespace {
@@ -15,33 +20,156 @@ int64_t min_planes(const PoolShape& s) {
     return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(per_plane, 1));
 }
 
+// One plane, one output at a time: the reference order of comparisons.
+template <typename T>
+void maxpool_plane_scalar(const PoolShape& s, const T* in, T* y, int64_t* argmax) {
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+        for (int64_t ow = 0; ow < s.out_w; ++ow) {
+            const int64_t top = oh * s.stride_h, left = ow * s.stride_w;
+            int64_t best_index = top * s.width + left;
+            T best = in[best_index];
+            for (int64_t i = 0; i < s.size_h; ++i)
+                for (int64_t j = 0; j < s.size_w; ++j) {
+                    const int64_t index = (top + i) * s.width + left + j;
+                    const T value = in[index];
+                    // "value != value" is a NaN; the first NaN wins.
+                    if (value > best || (value != value && best == best)) {
+                        best = value;
+                        best_index = index;
+                    }
+                }
+            y[oh * s.out_w + ow] = best;
+            argmax[oh * s.out_w + ow] = best_index;
+        }
+}
+
+#if FASTCNN_VECTORS
+// One plane, L neighbouring outputs at a time, with the same comparisons in
+// the same order. The plane's columns are first split into stride phases,
+// phased[r][q][t] = in[r][t·sw + q], so every window element is a unit-stride
+// load. Lane indices are integers as wide as T; the caller checks H·W fits.
+template <typename T, int L>
+FASTCNN_INLINE void maxpool_plane_vector(const PoolShape& s, const T* in, T* phased,
+                                         int64_t width, T* y, int64_t* argmax) {
+    using V = Vec<T, L>;
+    using Mask = decltype(V{} < V{});
+    using Index = std::remove_reference_t<decltype(Mask{}[0])>;
+    for (int64_t r = 0; r < s.height; ++r)
+        for (int64_t q = 0; q < s.stride_w; ++q) {
+            T* dst = phased + (r * s.stride_w + q) * width;
+            for (int64_t t = 0; t < width; ++t) {
+                const int64_t col = t * s.stride_w + q;
+                dst[t] = col < s.width ? in[r * s.width + col] : T(0);
+            }
+        }
+    Index columns[L];
+    for (int l = 0; l < L; ++l) columns[l] = Index(l * s.stride_w);
+    Mask column;
+    __builtin_memcpy(&column, columns, sizeof(column));
+    // A NaN's magnitude bits exceed infinity's. Integer compares: GCC turns
+    // "value != value" on 512-bit vectors into per-lane code.
+    const Index magnitude = std::numeric_limits<Index>::max();
+    Index infinity_bits;
+    const T infinity = std::numeric_limits<T>::infinity();
+    __builtin_memcpy(&infinity_bits, &infinity, sizeof(T));
+    const int64_t window = s.size_h * s.size_w;
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+        for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += L) {
+            V best = {};
+            Mask best_index = {}, best_nan = {};
+            // Window element k = i·kw + j, for output columns ow0 + lane.
+            for (int64_t k = 0; k < window; ++k) {
+                const int64_t row = oh * s.stride_h + k / s.size_w, j = k % s.size_w;
+                V value;
+                __builtin_memcpy(&value,
+                                 phased + (row * s.stride_w + j % s.stride_w) * width + ow0 +
+                                     j / s.stride_w,
+                                 sizeof(V));
+                const Mask index = column + Index(row * s.width + ow0 * s.stride_w + j);
+                const Mask nan = (Mask(value) & magnitude) > infinity_bits;
+                const Mask better =
+                    k == 0 ? ~Mask{} : (value > best) | (nan & ~best_nan);
+                // Bitwise selects (a vector cast keeps the bits).
+                best = V((Mask(value) & better) | (Mask(best) & ~better));
+                best_index = (index & better) | (best_index & ~better);
+                best_nan = (nan & better) | (best_nan & ~better);
+            }
+            // Lanes leave through memory: indexing a vector by a loop variable
+            // makes GCC split it into scalars everywhere.
+            T values[L];
+            Index indices[L];
+            __builtin_memcpy(values, &best, sizeof(values));
+            __builtin_memcpy(indices, &best_index, sizeof(indices));
+            const int64_t count = std::min<int64_t>(L, s.out_w - ow0);
+            for (int64_t l = 0; l < count; ++l) {
+                y[oh * s.out_w + ow0 + l] = values[l];
+                argmax[oh * s.out_w + ow0 + l] = indices[l];
+            }
+        }
+}
+
+template <typename T>
+using MaxpoolPlane = void (*)(const PoolShape&, const T*, T*, int64_t, T*, int64_t*);
+
+#define FASTCNN_MAXPOOL(NAME, TARGET, T, L)                                             \
+    TARGET void NAME(const PoolShape& s, const T* in, T* phased, int64_t width, T* y,  \
+                     int64_t* argmax) {                                                \
+        maxpool_plane_vector<T, L>(s, in, phased, width, y, argmax);                   \
+    }
+#define FASTCNN_NO_TARGET
+FASTCNN_MAXPOOL(maxpool_float_generic, FASTCNN_NO_TARGET, float, 4)
+FASTCNN_MAXPOOL(maxpool_double_generic, FASTCNN_NO_TARGET, double, 2)
+#if FASTCNN_X86_DISPATCH
+FASTCNN_MAXPOOL(maxpool_float_avx2, FASTCNN_TARGET_AVX2, float, 8)
+FASTCNN_MAXPOOL(maxpool_double_avx2, FASTCNN_TARGET_AVX2, double, 4)
+FASTCNN_MAXPOOL(maxpool_float_avx512, FASTCNN_TARGET_AVX512, float, 16)
+FASTCNN_MAXPOOL(maxpool_double_avx512, FASTCNN_TARGET_AVX512, double, 8)
+#endif
+
+template <typename T>
+std::pair<MaxpoolPlane<T>, int> maxpool_kernel();
+
+template <>
+std::pair<MaxpoolPlane<float>, int> maxpool_kernel<float>() {
+#if FASTCNN_X86_DISPATCH
+    if (active_simd() == Simd::avx512) return {maxpool_float_avx512, 16};
+    if (active_simd() == Simd::avx2) return {maxpool_float_avx2, 8};
+#endif
+    return {maxpool_float_generic, 4};
+}
+
+template <>
+std::pair<MaxpoolPlane<double>, int> maxpool_kernel<double>() {
+#if FASTCNN_X86_DISPATCH
+    if (active_simd() == Simd::avx512) return {maxpool_double_avx512, 8};
+    if (active_simd() == Simd::avx2) return {maxpool_double_avx2, 4};
+#endif
+    return {maxpool_double_generic, 2};
+}
+#endif
+
 }  // namespace
 
 template <typename T>
 void maxpool2d(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
     const int64_t in_plane = s.height * s.width, out_plane = s.out_h * s.out_w;
+#if FASTCNN_VECTORS
+    // Lane indices are as wide as T: 32 bits for float.
+    if (in_plane <= (int64_t(1) << (8 * sizeof(T) - 2))) {
+        const auto [plane_kernel, lanes] = maxpool_kernel<T>();
+        const int64_t width = (s.out_w + lanes - 1) / lanes * lanes + (s.size_w - 1) / s.stride_w;
+        parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
+            std::vector<T> phased(s.height * s.stride_w * width);
+            for (int64_t p = first; p < last; ++p)
+                plane_kernel(s, x + p * in_plane, phased.data(), width, y + p * out_plane,
+                             argmax + p * out_plane);
+        });
+        return;
+    }
+#endif
     parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
-        for (int64_t p = first; p < last; ++p) {
-            const T* in = x + p * in_plane;
-            for (int64_t oh = 0; oh < s.out_h; ++oh)
-                for (int64_t ow = 0; ow < s.out_w; ++ow) {
-                    const int64_t top = oh * s.stride_h, left = ow * s.stride_w;
-                    int64_t best_index = top * s.width + left;
-                    T best = in[best_index];
-                    for (int64_t i = 0; i < s.size_h; ++i)
-                        for (int64_t j = 0; j < s.size_w; ++j) {
-                            const int64_t index = (top + i) * s.width + left + j;
-                            const T value = in[index];
-                            // "value != value" is a NaN; the first NaN wins.
-                            if (value > best || (value != value && best == best)) {
-                                best = value;
-                                best_index = index;
-                            }
-                        }
-                    y[p * out_plane + oh * s.out_w + ow] = best;
-                    argmax[p * out_plane + oh * s.out_w + ow] = best_index;
-                }
-        }
+        for (int64_t p = first; p < last; ++p)
+            maxpool_plane_scalar(s, x + p * in_plane, y + p * out_plane, argmax + p * out_plane);
     });
 }
 

@@ -16,7 +16,9 @@ const char* simd_name(Simd simd) {
 
 bool cpu_supports(Simd simd) {
 #if FASTCNN_X86_DISPATCH
-    if (simd == Simd::avx512) return __builtin_cpu_supports("avx512f");
+    if (simd == Simd::avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     if (simd == Simd::avx2)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif

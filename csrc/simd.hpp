@@ -12,7 +12,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FASTCNN_X86_DISPATCH 1
 #define FASTCNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FASTCNN_TARGET_AVX512 __attribute__((target("avx512f")))
+#define FASTCNN_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
 #else
 #define FASTCNN_X86_DISPATCH 0
 #endif
