@@ -1172,7 +1172,7 @@ def _version(module_name):
     return "not installed" if module is None else getattr(module, "__version__", "unknown")
 
 
-def _header(settings, threads, config, load_at_start, chart_note):
+def _header(settings, threads, config, load_at_start, seconds, chart_note):
     if settings.quick:
         timing = (
             f"median of {settings.min_repeats}–{settings.max_repeats} runs after "
@@ -1192,7 +1192,7 @@ def _header(settings, threads, config, load_at_start, chart_note):
         f"- Machine: {_cpu_model()}, {os.cpu_count()} logical CPUs "
         f"({_usable_cpus()} usable by this process), {platform.system()} {platform.machine()}",
         f"- Load average (1, 5, 15 min): {load_at_start} at the start, "
-        f"{_load_average()} at the end",
+        f"{_load_average()} at the end; the run took {_format_seconds(seconds)}",
         f"- fastcnn: {config}",
         f"- Threads: fastcnn {threads}, PyTorch {threads} (`torch.set_num_threads`); "
         "NumPy's BLAS uses its own default (set OPENBLAS_NUM_THREADS or OMP_NUM_THREADS "
@@ -1362,7 +1362,17 @@ def main(argv=None):
     else:
         chart_note = f"`{chart_path.name}`, beside this file\n\n![ratios]({chart_path.name})"
     text = "\n\n".join(
-        [_header(settings, threads, config, load_at_start, chart_note), _checks_section(report)]
+        [
+            _header(
+                settings,
+                threads,
+                config,
+                load_at_start,
+                time.perf_counter() - report.started,
+                chart_note,
+            ),
+            _checks_section(report),
+        ]
         + report.sections
     ) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
