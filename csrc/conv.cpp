@@ -15,6 +15,8 @@ namespace {
 // output row needs more); output rows are processed in bands that fit.
 constexpr int64_t kColumnBytes = int64_t(4) << 20;
 constexpr int64_t kMaxWeightBlocks = 8;
+// A task computes at least this many multiply-adds, so a thread pays for itself.
+constexpr int64_t kMinTaskWork = int64_t(1) << 20;
 constexpr int64_t kPartialBytes = int64_t(16) << 20;
 // Up to this many multiply-adds per output value, the direct kernels win;
 // beyond it a tile's weights outgrow the caches and the blocked gemm wins.
@@ -107,7 +109,9 @@ void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y
 #endif
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;
-    parallel_for(s.batch, 1, [&](int64_t first, int64_t last) {
+    const int64_t image_work = s.filters * plane * patch;
+    parallel_for(s.batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+                 [&](int64_t first, int64_t last) {
         std::vector<T> col(patch * rows * s.out_w);
         for (int64_t n = first; n < last; ++n) {
             const T* image = x + n * s.channels * s.height * s.width;
@@ -140,7 +144,9 @@ void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y
     const int64_t blocks = weight_blocks(s.batch, weights, sizeof(T));
     const int64_t rows = band_rows<T>(s);
     std::vector<T> partials(blocks * weights);
-    parallel_for(blocks, 1, [&](int64_t first_block, int64_t last_block) {
+    const int64_t block_work = weights * plane * s.batch / blocks;
+    parallel_for(blocks, kMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
+                 [&](int64_t first_block, int64_t last_block) {
         std::vector<T> col(patch * rows * s.out_w);
         for (int64_t block = first_block; block < last_block; ++block) {
             T* sum = partials.data() + block * weights;
@@ -183,7 +189,9 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
     const int64_t image_size = s.channels * s.height * s.width;
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;
-    parallel_for(s.batch, 1, [&](int64_t first, int64_t last) {
+    const int64_t image_work = s.filters * plane * patch;
+    parallel_for(s.batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+                 [&](int64_t first, int64_t last) {
         std::vector<T> col(patch * rows * s.out_w);
         for (int64_t n = first; n < last; ++n) {
             T* image = grad_x + n * image_size;

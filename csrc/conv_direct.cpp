@@ -359,7 +359,9 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
     const int64_t image = s.channels * s.height * s.width, out = s.filters * s.out_h * s.out_w;
     const int64_t row_work = s.filters * s.out_w * s.channels * s.kernel_h * s.kernel_w;
     if (batch >= num_threads()) {
-        parallel_for(batch, 1, [&](int64_t first, int64_t last) {
+        const int64_t image_work = row_work * s.out_h;
+        parallel_for(batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+                     [&](int64_t first, int64_t last) {
             Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
@@ -432,7 +434,9 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
         return;
     }
     std::vector<T> partials(blocks * weights, T(0));
-    parallel_for(blocks, 1, [&](int64_t first, int64_t last) {
+    const int64_t block_work = weights * plane * batch / blocks;
+    parallel_for(blocks, kMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
+                 [&](int64_t first, int64_t last) {
         for (int64_t block = first; block < last; ++block)
             for_groups(block * batch / blocks, (block + 1) * batch / blocks,
                        [&](const DirectArgs<T>& args) {

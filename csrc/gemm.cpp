@@ -13,6 +13,8 @@ namespace {
 // Products smaller than this many multiply-adds stay on one thread.
 constexpr int64_t kMinParallelWork = int64_t(1) << 20;
 constexpr int kMaxTile = 12 * 32;  // the largest MR×NR below
+// Products with at most this many rows skip packing (see gemm_few_rows).
+constexpr int64_t kFewRows = 2;
 
 // tile[MR×NR] = Σ_p a[p·MR + i]·b[p·NR + j] over packed panels, NR = NV·LANES.
 // Written once and instantiated per SIMD path: inlined into a function built
@@ -188,11 +190,59 @@ void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
     }
 }
 
+// A product with very few rows costs no more than packing B would: each row
+// of C is built directly, as a sum of scaled rows of B when B's rows are
+// contiguous, else as dot products with eight running partial sums.
+template <typename T>
+void gemm_few_rows(int64_t m, int64_t n, int64_t k, const MatrixRef<T>& a,
+                   const MatrixRef<T>& b, T* c, int64_t ldc, bool accumulate) {
+    constexpr int kParts = 8;
+    for (int64_t i = 0; i < m; ++i) {
+        T* row = c + i * ldc;
+        if (!accumulate) std::fill(row, row + n, T(0));
+        const T* a_row = a.data + i * a.row_stride;
+        if (b.col_stride == 1) {
+            // A block of kColumns sums stays in registers while p runs.
+            constexpr int64_t kColumns = 32;
+            for (int64_t j0 = 0; j0 < n; j0 += kColumns) {
+                const int64_t width = std::min(kColumns, n - j0);
+                T sums[kColumns] = {};
+                for (int64_t p = 0; p < k; ++p) {
+                    const T scale = a_row[p * a.col_stride];
+                    const T* b_row = b.data + p * b.row_stride + j0;
+                    if (width == kColumns)
+                        for (int64_t j = 0; j < kColumns; ++j) sums[j] += scale * b_row[j];
+                    else
+                        for (int64_t j = 0; j < width; ++j) sums[j] += scale * b_row[j];
+                }
+                for (int64_t j = 0; j < width; ++j) row[j0 + j] += sums[j];
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < n; ++j) {
+            const T* b_column = b.data + j * b.col_stride;
+            T parts[kParts] = {};
+            int64_t p = 0;
+            for (; p + kParts <= k; p += kParts)
+                for (int q = 0; q < kParts; ++q)
+                    parts[q] += a_row[(p + q) * a.col_stride] * b_column[(p + q) * b.row_stride];
+            T sum = 0;
+            for (; p < k; ++p) sum += a_row[p * a.col_stride] * b_column[p * b.row_stride];
+            for (int q = 0; q < kParts; ++q) sum += parts[q];
+            row[j] += sum;
+        }
+    }
+}
+
 }  // namespace
 
 template <typename T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
           bool accumulate, bool allow_threads) {
+    if (m <= kFewRows) {
+        gemm_few_rows(m, n, k, a, b, c, ldc, accumulate);
+        return;
+    }
     const MicroKernel<T> kernel = micro_kernel<T>(active_simd());
     const int64_t work = m * n * std::max<int64_t>(k, 1);
     if (!allow_threads || num_threads() == 1 || work < 2 * kMinParallelWork) {
