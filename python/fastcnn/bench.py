@@ -1245,12 +1245,14 @@ CHART_COLOURS = {
 
 
 def _write_chart(path, ratios):
-    """A bar chart of the ratios, one panel per section, drawn without a display."""
+    """A bar chart of the ratios, one panel per section, drawn by Agg (no display)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     sections = list(dict.fromkeys(section for section, *_ in ratios))
     figure = Figure(figsize=(10, 1.2 * len(sections) + 0.2 * len(ratios)), layout="constrained")
+    FigureCanvasAgg(figure)
     axes = figure.subplots(
         len(sections),
         1,
