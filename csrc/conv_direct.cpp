@@ -135,7 +135,7 @@ FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh
 
 // The sum of a vector's lanes, halving the vector until two lanes remain.
 template <typename T, int L>
-FASTCNN_INLINE T lane_sum(Vec<T, L> v) {
+FASTCNN_INLINE T lane_sum(const Vec<T, L>& v) {
     if constexpr (L == 2) {
         return v[0] + v[1];
     } else {
@@ -210,11 +210,10 @@ struct GradientTile {
 
 // A tile keeps its accumulators and the operands of one step in registers:
 // forward FB·RB·NV sums + RB·NV input vectors + a broadcast weight; gradient
-// FB·JB sums + FB + JB operand vectors. Sized to the path's `regs` registers.
+// FB·JB sums + FB + JB operand vectors, within the path's `regs` registers.
 constexpr int forward_rows_fit(int regs, int filters, int vectors) {
     return (regs - 2) / (vectors * (filters + 1));
 }
-constexpr int gradient_filters_fit(int regs, int taps) { return (regs - 1 - taps) / (taps + 1); }
 
 // Per SIMD path and type, a list of tile shapes; each call takes the one that
 // wastes the fewest lanes on its layer (see best_forward_tile). Shapes that
@@ -224,8 +223,24 @@ constexpr int gradient_filters_fit(int regs, int taps) { return (regs - 1 - taps
         FB, forward_rows_fit(REGS, FB, NV), NV,                                 \
             PATH##_forward<FB, (forward_rows_fit(REGS, FB, NV) > 0 ? forward_rows_fit(REGS, FB, NV) : 1), NV> \
     }
-#define FASTCNN_GRADIENT_TILE(PATH, T, REGS, JB) \
-    GradientTile<T> { gradient_filters_fit(REGS, JB), JB, PATH##_gradient<gradient_filters_fit(REGS, JB), JB> }
+#define FASTCNN_GRADIENT_TILE(PATH, T, FB, JB) \
+    GradientTile<T> { FB, JB, PATH##_gradient<FB, JB> }
+// Gradient tiles (FB, JB) with FB·JB + FB + JB within the register file.
+#define FASTCNN_GRADIENT_TILES_16(PATH, T)                                                     \
+    FASTCNN_GRADIENT_TILE(PATH, T, 1, 5), FASTCNN_GRADIENT_TILE(PATH, T, 2, 4),                \
+        FASTCNN_GRADIENT_TILE(PATH, T, 2, 3), FASTCNN_GRADIENT_TILE(PATH, T, 3, 3),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 3, 2), FASTCNN_GRADIENT_TILE(PATH, T, 4, 2),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 4, 1), FASTCNN_GRADIENT_TILE(PATH, T, 6, 1),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 7, 1)
+#define FASTCNN_GRADIENT_TILES_32(PATH, T)                                                     \
+    FASTCNN_GRADIENT_TILE(PATH, T, 2, 5), FASTCNN_GRADIENT_TILE(PATH, T, 3, 5),                \
+        FASTCNN_GRADIENT_TILE(PATH, T, 4, 5), FASTCNN_GRADIENT_TILE(PATH, T, 3, 4),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 4, 4), FASTCNN_GRADIENT_TILE(PATH, T, 5, 4),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 4, 3), FASTCNN_GRADIENT_TILE(PATH, T, 5, 3),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 6, 3), FASTCNN_GRADIENT_TILE(PATH, T, 7, 3),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 6, 2), FASTCNN_GRADIENT_TILE(PATH, T, 8, 2),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 9, 2), FASTCNN_GRADIENT_TILE(PATH, T, 8, 1),            \
+        FASTCNN_GRADIENT_TILE(PATH, T, 12, 1), FASTCNN_GRADIENT_TILE(PATH, T, 15, 1)
 #define FASTCNN_TILES(PATH, TARGET, T, L, REGS)                                                \
     template <int FB, int RB, int NV>                                                          \
     TARGET void PATH##_forward(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {             \
@@ -242,10 +257,7 @@ constexpr int gradient_filters_fit(int regs, int taps) { return (regs - 1 - taps
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 2, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 2), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 1),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 1)};\
-    const GradientTile<T> PATH##_gradient_tiles[] = {                                          \
-        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 5), FASTCNN_GRADIENT_TILE(PATH, T, REGS, 4),      \
-        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 3), FASTCNN_GRADIENT_TILE(PATH, T, REGS, 2),      \
-        FASTCNN_GRADIENT_TILE(PATH, T, REGS, 1)};
+    const GradientTile<T> PATH##_gradient_tiles[] = {FASTCNN_GRADIENT_TILES_##REGS(PATH, T)};
 
 #define FASTCNN_NO_TARGET
 // 16 vector registers for SSE2/NEON and AVX2, 32 for AVX-512.
@@ -303,19 +315,24 @@ double used(int64_t extent, int64_t tile) {
     return double(extent) / double((extent + tile - 1) / tile * tile);
 }
 
+// How much of a tile step's time goes to useful multiply-adds: a step costs
+// its multiply-adds plus half a multiply-add per vector load.
+double tile_score(double multiply_adds, double loads, double use) {
+    return multiply_adds * use / (multiply_adds + 0.5 * loads);
+}
+
 template <typename T>
 const ForwardTile<T>& best_forward_tile(const DirectKernels<T>& k, const DirectShape& s) {
     int best = -1;
-    double best_use = 0;
-    int best_sums = 0;
+    double best_score = 0;
     for (int t = 0; t < k.forward_count; ++t) {
         const ForwardTile<T>& tile = k.forward[t];
         if (tile.rows <= 0) continue;
         const double use = used(s.filters, tile.filters) * used(s.out_h, tile.rows) *
                            used(s.out_w, int64_t(tile.vectors) * k.lanes);
-        const int sums = tile.filters * tile.rows * tile.vectors;
-        if (best < 0 || use > best_use + 1e-9 || (use > best_use - 1e-9 && sums > best_sums))
-            best = t, best_use = use, best_sums = sums;
+        const double score = tile_score(tile.filters * tile.rows * tile.vectors,
+                                        tile.rows * tile.vectors + tile.filters, use);
+        if (best < 0 || score > best_score + 1e-9) best = t, best_score = score;
     }
     return k.forward[best];
 }
@@ -323,15 +340,13 @@ const ForwardTile<T>& best_forward_tile(const DirectKernels<T>& k, const DirectS
 template <typename T>
 const GradientTile<T>& best_gradient_tile(const DirectKernels<T>& k, const DirectShape& s) {
     int best = -1;
-    double best_use = 0;
-    int best_sums = 0;
+    double best_score = 0;
     for (int t = 0; t < k.gradient_count; ++t) {
         const GradientTile<T>& tile = k.gradient[t];
-        if (tile.filters <= 0) continue;
         const double use = used(s.filters, tile.filters) * used(s.kernel_w, tile.taps);
-        const int sums = tile.filters * tile.taps;
-        if (best < 0 || use > best_use + 1e-9 || (use > best_use - 1e-9 && sums > best_sums))
-            best = t, best_use = use, best_sums = sums;
+        const double score =
+            tile_score(tile.filters * tile.taps, tile.filters + tile.taps, use);
+        if (best < 0 || score > best_score + 1e-9) best = t, best_score = score;
     }
     return k.gradient[best];
 }
