@@ -18,6 +18,7 @@ from . import losses as _losses
 from . import metrics
 from .layers import Activation, Layer, ReLU, _float_dtype
 from . import optimizers as _optimizers
+from . import saving
 
 __all__ = ["Network", "History"]
 
@@ -102,7 +103,8 @@ class Network:
     """A list of layers with the write-ups' add / use / fit / predict.
 
     ``Network(layers=None, dtype=np.float32)``: every layer computes in ``dtype``.
-    ``network.layers`` is the plain list of layers.
+    ``network.layers`` is the plain list of layers. ``network.metadata`` is a dict of
+    JSON-able values that ``save`` keeps with the network (class names, say).
     """
 
     def __init__(self, layers=None, dtype=np.float32):
@@ -112,6 +114,7 @@ class Network:
         self.loss_prime = None
         self.input_shape = None
         self.optimizer = None
+        self.metadata = {}
         for layer in layers or ():
             self.add(layer)
 
@@ -345,6 +348,23 @@ class Network:
         text = "\n".join(lines)
         print(text)
         return text
+
+    def save(self, path):
+        """Write the network to ``path`` (an .npz file, named exactly ``path``): its
+        layers' classes and configs, dtype, input shape, loss, ``metadata``, parameters
+        and optimizer state. Only fastcnn's built-in layers, optimizers and activation
+        functions can be saved (a loss of one's own is left out: give it again with
+        ``use`` after loading). The file is replaced atomically: if saving fails or is
+        interrupted, the previous file is left as it was."""
+        saving.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The network saved at ``path`` by ``save``: it predicts exactly as the saved
+        one did, and its optimizers continue where they stopped. Nothing in the file is
+        executed (no pickle); a damaged, truncated or incompatible file raises a
+        ValueError that names the file and says what is wrong."""
+        return saving.load(path, cls)
 
     def __repr__(self):
         return f"Network({self.layers!r}, dtype={self.dtype.name})"
