@@ -109,6 +109,45 @@ def test_verbose_prints_one_line_per_epoch(images, capsys):
     assert capsys.readouterr().out == ""
 
 
+class Recorder:
+    """A callback that writes down every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_epoch_begin(self, epoch):
+        self.calls.append(("begin", epoch))
+
+    def on_batch_end(self, batch, logs):
+        self.calls.append(("batch", batch, dict(logs)))
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(("end", epoch, dict(logs)))
+
+
+def test_callbacks_hear_each_epoch_and_batch(images):
+    (x, y), _ = images
+    recorder = Recorder()
+    history = small_cnn().fit(x / 255, y, 2, 0.05, batch_size=40, verbose=0, seed=0,
+                              callbacks=[recorder])
+    assert [call[:2] for call in recorder.calls] == [
+        ("begin", 0), ("batch", 0), ("batch", 1), ("batch", 2), ("end", 0),
+        ("begin", 1), ("batch", 0), ("batch", 1), ("batch", 2), ("end", 1),
+    ]
+    batches = [call[2] for call in recorder.calls if call[0] == "batch"]
+    assert [logs["size"] for logs in batches[:3]] == [40, 40, 20]
+    first_epoch = batches[:3]
+    mean_loss = sum(logs["loss"] * logs["size"] for logs in first_epoch) / 100
+    assert mean_loss == pytest.approx(history["loss"][0], rel=1e-12)
+    assert sum(logs["correct"] for logs in first_epoch) / 100 == history["accuracy"][0]
+    assert recorder.calls[4][2] == {key: values[0] for key, values in history.items()}
+    regression = Recorder()
+    Network([layers.Dense(1)]).use("mse").fit(
+        np.ones((4, 2)), np.ones((4, 1)) / 2, 1, 0.1, verbose=0, callbacks=[regression]
+    )
+    assert regression.calls[1][2]["correct"] is None
+
+
 def test_summary_lists_layers_output_shapes_and_parameters(capsys):
     network = Network(
         [

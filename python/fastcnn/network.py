@@ -188,6 +188,7 @@ class Network:
         validation_data=None,
         verbose=1,
         seed=None,
+        callbacks=(),
     ):
         """Train on (x, y) for ``epochs`` passes in mini-batches; returns a History.
 
@@ -200,6 +201,12 @@ class Network:
         reproducible: it seeds the shuffling, dropout, and the initialisation of layers
         not built yet that have no seed of their own. ``verbose=0`` prints nothing, 1 a
         line per epoch.
+
+        ``callbacks``: objects told about the progress through whichever of these
+        methods they have: ``on_epoch_begin(epoch)``, ``on_batch_end(batch, logs)``
+        with logs {"size": samples in the batch, "loss": its mean loss, "correct": how
+        many it classified right, or None}, and ``on_epoch_end(epoch, logs)`` with the
+        epoch's entries of the History.
         """
         if self.loss is None:
             raise RuntimeError(_NO_LOSS)
@@ -224,11 +231,15 @@ class Network:
         rng = self._prepare(x.shape[1:], seed)
         labels = metrics.labels_from_targets(y)
         history = History()
-        reporters = [history] + ([_EpochPrinter(epochs)] if verbose else [])
+        reporters = [history] + ([_EpochPrinter(epochs)] if verbose else []) + list(callbacks)
+        epoch_starts = [r.on_epoch_begin for r in reporters if hasattr(r, "on_epoch_begin")]
+        batch_ends = [r.on_batch_end for r in reporters if hasattr(r, "on_batch_end")]
         count = len(x)
         backward_steps = [layer.backward for layer in reversed(self.layers)]
         self._set_training(True)
         for epoch in range(epochs):
+            for on_epoch_begin in epoch_starts:
+                on_epoch_begin(epoch)
             order = rng.permutation(count) if shuffle else None
             loss_sum = 0.0
             correct = 0 if labels is not None else None
@@ -246,12 +257,17 @@ class Network:
                         f"sample {start}); try a smaller learning_rate"
                     )
                 loss_sum += loss * len(x_batch)
+                right = None
                 if correct is not None:
                     right = _count_correct(output, labels[batch])
                     correct = None if right is None else correct + right
                 gradient = self.loss_prime(y_batch, output)
                 for backward in backward_steps:
                     gradient = backward(gradient, learning_rate)
+                if batch_ends:
+                    batch_logs = {"size": len(x_batch), "loss": loss, "correct": right}
+                    for on_batch_end in batch_ends:
+                        on_batch_end(start // batch_size, batch_logs)
             logs = {"loss": loss_sum / count}
             if correct is not None:
                 logs["accuracy"] = correct / count
