@@ -1,0 +1,591 @@
+"""The command line: ``fastcnn train | evaluate | predict | bench`` (also ``python -m fastcnn``).
+
+``fastcnn train`` trains write-up 004's SimpleCNN (or a LeNet-5 or an MLP) on
+Fashion-MNIST, holding out 1/12 of the training images (5,000 of 60,000) for
+validation after each epoch, then reports on the test set, saves the model and draws
+the report picture. Every failure ends with one line on stderr and a non-zero exit
+status.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import fastcnn
+from . import datasets, metrics, report
+from .activations import softmax
+from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Softmax, Tanh
+from .network import Network
+from .optimizers import SGD, Adam
+
+__all__ = ["main"]
+
+# The write-ups' input scaling, recorded in the models this command line saves so that
+# evaluate and predict feed them images the way they were trained.
+PIXELS = "x / 255 - 0.5"
+VALIDATION_FRACTION = 12  # hold out 1/12 of the training images: 5,000 of 60,000
+REPORT_IMAGES = 30
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model of ``fastcnn train --model``, with the settings it trains well with."""
+
+    description: str
+    layers: object  # () -> list of layers
+    epochs: int
+    optimizer: str
+    learning_rate: float
+    batch_size: int = 32
+
+
+PRESETS = {
+    "simplecnn": Preset(
+        "write-up 004's SimpleCNN: conv 5x5x6 same -> ReLU -> conv 5x5x6 same -> ReLU "
+        "-> max-pool 2 -> dense 10, softmax cross-entropy",
+        lambda: [
+            Convolutional(6, 5, padding=2),
+            ReLU(),
+            Convolutional(6, 5, padding=2),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(10),
+        ],
+        epochs=3,
+        optimizer="adam",
+        learning_rate=0.002,
+    ),
+    "lenet": Preset(
+        "LeNet-5 with ReLU and max-pooling: conv 5x5x6 same -> pool -> conv 5x5x16 -> "
+        "pool -> dense 120 -> dense 84 -> dense 10",
+        lambda: [
+            Convolutional(6, 5, padding=2),
+            ReLU(),
+            MaxPool2D(2),
+            Convolutional(16, 5),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(120),
+            ReLU(),
+            Dense(84),
+            ReLU(),
+            Dense(10),
+        ],
+        epochs=10,
+        optimizer="adam",
+        learning_rate=0.001,
+    ),
+    "mlp": Preset(
+        "write-up 001's MLP: dense 100 -> tanh -> dense 50 -> tanh -> dense 10",
+        lambda: [Flatten(), Dense(100), Tanh(), Dense(50), Tanh(), Dense(10)],
+        epochs=5,
+        optimizer="adam",
+        learning_rate=0.001,
+    ),
+}
+
+OPTIMIZERS = {
+    "sgd": lambda: SGD(),
+    "momentum": lambda: SGD(momentum=0.9),
+    "adam": lambda: Adam(),
+}
+
+
+COMMANDS = ("train", "evaluate", "predict", "bench")
+
+
+class CommandError(Exception):
+    """A failure to report in one line (the message) with exit status 1."""
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line on stderr, not the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _parser():
+    parser = _Parser(
+        prog="fastcnn",
+        description="Train, evaluate and use convolutional networks on Fashion-MNIST.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastcnn {fastcnn.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    presets = "; ".join(
+        f"{name}: {preset.epochs} epochs, {preset.optimizer}, learning rate "
+        f"{preset.learning_rate}" for name, preset in PRESETS.items()
+    )
+    train = commands.add_parser(
+        "train",
+        help="train a network on Fashion-MNIST, save it and draw a report",
+        description="Train on Fashion-MNIST (the full set when installed, else the sample "
+        "shipped with fastcnn), validating on 1/12 of the training images (5,000 of "
+        "60,000) after each epoch; then report test accuracy and macro-F1, save the model "
+        "and draw the report picture. The learning rate decays along a half cosine over "
+        f"the epochs. Defaults per model: {presets}.",
+    )
+    train.add_argument("--model", choices=PRESETS, default="simplecnn",
+                       help="the network (default: simplecnn, write-up 004's)")
+    train.add_argument("--epochs", type=_positive_int, help="passes over the training images")
+    train.add_argument("--batch-size", type=_positive_int, help="images per step (default: 32)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="sgd (plain gradient descent), momentum (SGD, momentum 0.9) or adam")
+    train.add_argument("--learning-rate", type=_positive_float, metavar="LR")
+    train.add_argument("--data", metavar="DIR",
+                       help="a folder with the four Fashion-MNIST files (default: "
+                       "$FASTCNN_DATA, Debian's dataset-fashion-mnist, the cache, the sample)")
+    train.add_argument("--limit", type=_positive_int, metavar="N",
+                       help="use only the first N training and N test images")
+    train.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seed of initialisation, shuffling and the validation split "
+                       "(default: 0)")
+    train.add_argument("--threads", type=_positive_int, metavar="T",
+                       help=f"kernel threads (default: {fastcnn.get_num_threads()})")
+    train.add_argument("--out", default="model.npz", metavar="MODEL",
+                       help="where to save the model (default: model.npz)")
+    train.add_argument("--plot", metavar="PNG",
+                       help="where to draw the report picture (default: report.png; "
+                       "needs matplotlib)")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress bar (still one line per epoch)")
+    train.set_defaults(run=train_command)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test a saved model on the Fashion-MNIST test set",
+        description="Accuracy, macro-F1, a per-class table and the confusion matrix of a "
+        "saved model on the Fashion-MNIST test set.",
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
+    evaluate.add_argument("--data", metavar="DIR", help="a folder with the Fashion-MNIST files")
+    evaluate.set_defaults(run=evaluate_command)
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify the images in a .npy or IDX file",
+        description="Print the most likely classes and their probabilities for each image "
+        "in FILE: a .npy array or an IDX file (gzipped or not) of 28x28 images, uint8 "
+        "pixels 0-255 like Fashion-MNIST's.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
+    predict.add_argument("file", metavar="FILE", help="images: .npy, or IDX (.idx, -ubyte, .gz)")
+    predict.set_defaults(run=predict_command)
+
+    commands.add_parser(
+        "bench",
+        help="time the kernels against NumPy and PyTorch (fastcnn bench --help)",
+        add_help=False,
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv else None
+    name = f"fastcnn {command}" if command in COMMANDS else "fastcnn"
+    try:
+        if command == "bench":
+            from . import bench
+
+            return bench.main(argv[1:])
+        args = _parser().parse_args(argv)
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (fastcnn predict ... | head): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as error:  # every failure is one line, never a traceback
+        print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error):
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        text = f"{error.filename}: {error.strerror}"
+    elif isinstance(error, (CommandError, ValueError, TypeError, OSError, RuntimeError,
+                            ImportError, ArithmeticError)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split()) or type(error).__name__
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _load_fashion_mnist(folder):
+    data = datasets.fashion_mnist(path=folder)
+    print(f"Data: {data.source}")
+    return data
+
+
+def _network_input(images):
+    """uint8 (N, 28, 28) pixels -> float32 (N, 1, 28, 28) in [-0.5, 0.5], the write-ups'
+    scaling (PIXELS)."""
+    return images[:, None] / np.float32(255) - np.float32(0.5)
+
+
+def _class_names(network, count):
+    names = network.metadata.get("classes")
+    if isinstance(names, list) and len(names) >= count and all(isinstance(n, str) for n in names):
+        return names
+    return [str(index) for index in range(count)]
+
+
+def _model_input(network, images, where):
+    """Images of any layout that holds the model's input size per image -> the model's
+    input batch, scaled as the model was trained."""
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise CommandError(f"{where} holds {images.dtype} values, not images")
+    shape = network.input_shape
+    if shape is None:
+        raise CommandError("the model has no input shape: it was saved before it was trained")
+    size = math.prod(shape)
+    if images.size == size:
+        images = images.reshape(1, *shape)
+    elif images.ndim >= 2 and len(images) and math.prod(images.shape[1:]) == size:
+        images = images.reshape(len(images), *shape)
+    else:
+        raise CommandError(
+            f"{where} holds an array of shape {images.shape}, but the model takes images "
+            f"of shape {shape} (one, or a batch of them)"
+        )
+    if network.metadata.get("pixels") == PIXELS:
+        images = images / np.float32(255) - np.float32(0.5)
+    return images
+
+
+def _load_model(path):
+    if not os.path.exists(path):
+        raise CommandError(f"no model file {path}")
+    return Network.load(path)
+
+
+def _probabilities(network, outputs):
+    """Class probabilities from the network's outputs (logits unless it ends in Softmax)."""
+    if network.layers and isinstance(network.layers[-1], Softmax):
+        return outputs
+    return softmax(outputs.astype(np.float64))
+
+
+# --------------------------------------------------------------------------- train
+
+
+class _Progress:
+    """The progress bar of each epoch (tqdm) and the one line printed after it."""
+
+    def __init__(self, epochs, count, show_bar):
+        self.epochs = epochs
+        self.count = count
+        self.show_bar = show_bar
+        self.bar = None
+        self.epoch_seconds = []
+        self.learning_rate = None
+
+    def on_epoch_begin(self, epoch):
+        # fit runs one epoch at a time (for the learning rate), so count the epochs here
+        number = len(self.epoch_seconds) + 1
+        self.seen = 0
+        self.loss_sum = 0.0
+        self.correct = 0
+        if self.show_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.count,
+                desc=f"epoch {number}/{self.epochs}",
+                unit="img",
+                unit_scale=True,
+                leave=False,
+                file=sys.stdout,
+                dynamic_ncols=True,
+            )
+        self.started = self.finished = time.perf_counter()
+
+    def on_batch_end(self, batch, logs):
+        size = logs["size"]
+        self.seen += size
+        self.loss_sum += logs["loss"] * size
+        self.correct += logs["correct"] or 0
+        self.finished = time.perf_counter()
+        if self.bar is not None:
+            self.bar.set_postfix_str(
+                f"loss {self.loss_sum / self.seen:.4f}, accuracy {self.correct / self.seen:.4f}",
+                refresh=False,
+            )
+            self.bar.update(size)
+
+    def on_epoch_end(self, epoch, logs):
+        self.close()
+        seconds = self.finished - self.started
+        self.epoch_seconds.append(seconds)
+        values = "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
+        rate = self.count / seconds if seconds > 0 else float("inf")
+        print(
+            f"epoch {len(self.epoch_seconds)}/{self.epochs}  {values}  (learning rate "
+            f"{self.learning_rate:.3g}, {seconds:.1f} s, {rate:,.0f} images/s)",
+            flush=True,
+        )
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def learning_rates(initial, epochs):
+    """One learning rate per epoch, decaying along a half cosine from ``initial``:
+    initial * (1 + cos(pi * epoch / epochs)) / 2 (3 epochs: 1, 0.75, 0.25 of it)."""
+    return [initial * (1 + math.cos(math.pi * epoch / epochs)) / 2 for epoch in range(epochs)]
+
+
+def _check_destination(path, what):
+    """Fail before training, not after, when ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot save the {what} to {path}: there is no folder {folder}")
+    if os.path.isdir(path):
+        raise CommandError(f"cannot save the {what} to {path}: it is a folder")
+
+
+def _plot_path(args):
+    """Where to draw the picture, or None (with a note) when matplotlib is missing."""
+    path = args.plot or "report.png"
+    _check_destination(path, "picture")
+    try:
+        report.require_matplotlib()
+    except ImportError as error:
+        print(f"fastcnn train: no picture: {error}", file=sys.stderr)
+        return None
+    return path
+
+
+def _split(count, seed):
+    """Shuffled (training, validation) indices of ``count`` images."""
+    validation = max(1, count // VALIDATION_FRACTION)
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[validation:]), np.sort(order[:validation])
+
+
+def train_command(args):
+    preset = PRESETS[args.model]
+    epochs = args.epochs or preset.epochs
+    batch_size = args.batch_size or preset.batch_size
+    optimizer_name = args.optimizer or preset.optimizer
+    learning_rate = args.learning_rate or preset.learning_rate
+    if args.limit is not None and args.limit < 2:
+        raise CommandError("--limit must be at least 2: one image to train on, one to validate")
+    if args.threads:
+        fastcnn.set_num_threads(args.threads)
+    _check_destination(args.out, "model")
+    plot = _plot_path(args)
+
+    data = _load_fashion_mnist(args.data)
+    if data.source.is_sample:
+        print(
+            "Training on the small sample shipped with fastcnn, not the full Fashion-MNIST: "
+            "accuracy will be well below the write-up's. For the full set: apt-get install "
+            "dataset-fashion-mnist, or --data DIR, or FASTCNN_DATA, or "
+            "fastcnn.datasets.fashion_mnist(download=True)."
+        )
+    (train_images, train_labels), (test_images, test_labels) = data
+    if args.limit is not None:
+        train_images, train_labels = train_images[: args.limit], train_labels[: args.limit]
+        test_images, test_labels = test_images[: args.limit], test_labels[: args.limit]
+    training, validation = _split(len(train_images), args.seed)
+    x = _network_input(train_images)
+    x_train, y_train = x[training], train_labels[training]
+    validation_data = (x[validation], train_labels[validation])
+    del x
+    print(f"Model: {args.model}, {preset.description}")
+    print(
+        f"Training on {len(training):,} images, validating on {len(validation):,} held-out "
+        f"training images: {epochs} epoch(s), batch {batch_size}, {optimizer_name}, "
+        f"learning rate {learning_rate:g} with cosine decay, seed {args.seed}, "
+        f"{fastcnn.get_num_threads()} thread(s)",
+        flush=True,
+    )
+
+    network = Network(preset.layers()).use("softmax_cross_entropy")
+    network.metadata = {
+        "model": args.model,
+        "classes": list(datasets.FASHION_MNIST_CLASSES),
+        "pixels": PIXELS,
+        "trained_on": str(data.source),
+    }
+    optimizer = OPTIMIZERS[optimizer_name]()
+    progress = _Progress(epochs, len(training), show_bar=not args.quiet and sys.stdout.isatty())
+    history = {}
+    try:
+        for epoch, rate in enumerate(learning_rates(learning_rate, epochs)):
+            # One fit per epoch, each with its own learning rate and shuffle; passing the
+            # same optimizer keeps its state (momentum, Adam's moments) across them.
+            progress.learning_rate = rate
+            epoch_history = network.fit(
+                x_train,
+                y_train,
+                epochs=1,
+                learning_rate=rate,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                validation_data=validation_data,
+                verbose=0,
+                seed=[args.seed, epoch],
+                callbacks=[progress],
+            )
+            for key, values in epoch_history.items():
+                history.setdefault(key, []).extend(values)
+    finally:
+        progress.close()
+
+    predicted = metrics.labels_from_outputs(network.predict(_network_input(test_images)))
+    accuracy = metrics.accuracy(test_labels, predicted)
+    macro_f1 = metrics.macro_f1(test_labels, predicted)
+    seconds = progress.epoch_seconds
+    print(f"Test accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f} on {len(test_labels):,} test images")
+    print(
+        f"Time per epoch: {sum(seconds) / len(seconds):.1f} s (training, mean of "
+        f"{len(seconds)}: {', '.join(f'{s:.1f}' for s in seconds)} s)"
+    )
+    network.save(args.out)
+    print(f"Model saved to {args.out}")
+    if plot is None:
+        if args.plot:
+            print(f"fastcnn train: error: no picture drawn: {report.MISSING_MATPLOTLIB}",
+                  file=sys.stderr)
+            return 1
+        return 0
+    confusion = metrics.confusion_matrix(test_labels, predicted, num_classes=10)
+    title = (
+        f"fastcnn train --model {args.model}: test accuracy {accuracy:.4f}, macro-F1 "
+        f"{macro_f1:.4f} ({data.source})"
+    )
+    report.write_report(
+        plot,
+        history,
+        confusion,
+        test_images[:REPORT_IMAGES],
+        test_labels[:REPORT_IMAGES],
+        predicted[:REPORT_IMAGES],
+        datasets.FASHION_MNIST_CLASSES,
+        title=title,
+    )
+    print(f"Picture saved to {plot}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate_command(args):
+    network = _load_model(args.model)
+    data = _load_fashion_mnist(args.data)
+    _, (test_images, test_labels) = data
+    x = _model_input(network, test_images, "the test set")
+    predicted = metrics.labels_from_outputs(network.predict(x))
+    classes = int(max(predicted.max(), test_labels.max())) + 1
+    names = _class_names(network, classes)
+    confusion = metrics.confusion_matrix(test_labels, predicted, num_classes=classes)
+
+    print(f"Accuracy {metrics.accuracy(test_labels, predicted):.4f}, macro-F1 "
+          f"{metrics.macro_f1(test_labels, predicted):.4f} on {len(test_labels):,} test images")
+    print()
+    width = max(len(name) for name in names) + 4
+    print(f"{'class':<{width}} precision  recall      F1  images")
+    true_positives = np.diag(confusion)
+    for index, name in enumerate(names):
+        predicted_count, actual_count = confusion[:, index].sum(), confusion[index].sum()
+        precision = true_positives[index] / predicted_count if predicted_count else 0.0
+        recall = true_positives[index] / actual_count if actual_count else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        print(f"{f'{index} {name}':<{width}} {precision:9.4f} {recall:7.4f} {f1:7.4f} "
+              f"{actual_count:7,}")
+    print()
+    print("Confusion matrix (rows: true class, columns: predicted class)")
+    cell = max(5, len(f"{confusion.max():,}") + 1)
+    print(" " * 4 + "".join(f"{index:>{cell}}" for index in range(classes)))
+    for index, row in enumerate(confusion):
+        print(f"{index:>4}" + "".join(f"{count:>{cell},}" for count in row))
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _read_images(path):
+    if not os.path.exists(path):
+        raise CommandError(f"no file {path}")
+    if path.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise CommandError(f"{path} cannot be read as a .npy array ({error})") from None
+    return datasets.read_idx(path)
+
+
+def predict_command(args):
+    network = _load_model(args.model)
+    images = _read_images(args.file)
+    x = _model_input(network, images, args.file)
+    probabilities = _probabilities(network, network.predict(x))
+    if probabilities.ndim != 2:
+        raise CommandError(f"the model gives outputs of shape {probabilities.shape[1:]}, not classes")
+    names = _class_names(network, probabilities.shape[1])
+    ranking = np.argsort(-probabilities, axis=1, kind="stable")
+    width = max(len(name) for name in names)
+    print(f"{'image':>5}  {'class':<{width}}  probability  {'next':<{width}}  probability")
+    for index, (order, row) in enumerate(zip(ranking, probabilities)):
+        first, second = order[0], order[1] if len(order) > 1 else order[0]
+        print(f"{index:>5}  {names[first]:<{width}}  {row[first]:11.4f}  "
+              f"{names[second]:<{width}}  {row[second]:11.4f}")
+    return 0
