@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "conv.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
@@ -37,12 +39,53 @@ std::string type_name(py::handle obj) {
     return py::str(py::type::handle_of(obj).attr("__name__"));
 }
 
-std::string shape_text(const py::array& a) {
+std::vector<py::ssize_t> shape_of(const py::array& a) {
+    return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+std::string shape_text(const std::vector<py::ssize_t>& shape) {
     std::ostringstream out;
     out << "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) out << (i ? ", " : "") << a.shape(i);
-    out << (a.ndim() == 1 ? ",)" : ")");
+    for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+    out << (shape.size() == 1 ? ",)" : ")");
     return out.str();
+}
+
+std::string shape_text(const py::array& a) { return shape_text(shape_of(a)); }
+
+std::string bytes_text(double bytes) {
+    const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"};
+    int unit = 0;
+    for (; bytes >= 1024 && unit < 8; ++unit) bytes /= 1024;
+    std::ostringstream out;
+    out.precision(unit ? 1 : 0);
+    out << std::fixed << bytes << " " << units[unit];
+    return out.str();
+}
+
+// This machine's memory in bytes, or INT64_MAX where that cannot be asked.
+int64_t memory_bytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0 && pages <= INT64_MAX / page_size)
+        return int64_t(pages) * page_size;
+#endif
+    return INT64_MAX;
+}
+
+// Arrays that could not fit in memory are refused, naming their size, before
+// numpy is asked for them: its own errors for such sizes may name no shape, and
+// with memory overcommit the allocation succeeds and filling it takes the
+// machine down. (The product is taken in double: it cannot overflow.)
+void require_fits_in_memory(const std::vector<py::ssize_t>& shape, int64_t item_size,
+                            const std::string& what) {
+    double bytes = double(item_size);
+    for (py::ssize_t extent : shape) bytes *= double(extent);
+    const int64_t memory = memory_bytes();
+    if (bytes > double(memory))
+        throw std::invalid_argument(what + " of shape " + shape_text(shape) + " would take " +
+                                    bytes_text(bytes) + ", more than this machine's " +
+                                    bytes_text(double(memory)) + " of memory");
 }
 
 std::string pair_text(Pair p) {
@@ -60,8 +103,9 @@ int64_t to_int(py::handle obj, const std::string& name) {
     int overflow = 0;
     const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
     if (overflow || value > kMaxParameter || value < -kMaxParameter)
-        throw std::invalid_argument(name + " is out of range: " +
-                                    std::string(py::str(obj)));
+        throw std::invalid_argument(name + " is out of range: " + std::string(py::str(obj)) +
+                                    " (the limit is " + std::to_string(kMaxParameter) +
+                                    " either way)");
     return value;
 }
 
@@ -121,10 +165,21 @@ void require_same_dtype(const py::array& a, const std::string& a_name, const py:
 
 bool is_float32(const py::array& a) { return a.dtype().itemsize() == 4; }
 
-// A C-contiguous array of T: the same object when it already is one.
+// What the kernels read: C-contiguous, aligned, native T. Misaligned data
+// (a view at an odd byte offset) would be undefined behaviour to load as T.
 template <typename T>
-py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
-    return py::array_t<T, py::array::c_style>::ensure(a);
+using KernelArray =
+    py::array_t<T, py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_>;
+
+// a as a KernelArray: the same object when it already is one, else a copy
+// (a broadcast view may need more memory than there is). Throws rather than
+// returning null as array_t::ensure does.
+template <typename T>
+KernelArray<T> contiguous(const py::array& a, const std::string& name) {
+    const bool ready = KernelArray<T>::check_(a) &&
+                       (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+    if (!ready) require_fits_in_memory(shape_of(a), sizeof(T), "a contiguous copy of " + name);
+    return KernelArray<T>(a);
 }
 
 int64_t checked_product(std::initializer_list<int64_t> dims) {
@@ -186,7 +241,8 @@ Pair pool_stride(py::handle stride, Pair size) {
 }
 
 template <typename T>
-py::array_t<T> new_array(std::vector<py::ssize_t> shape) {
+py::array_t<T> new_array(std::vector<py::ssize_t> shape, const std::string& what) {
+    require_fits_in_memory(shape, sizeof(T), what);
     return py::array_t<T>(shape);
 }
 
@@ -195,10 +251,10 @@ py::array_t<T> new_array(std::vector<py::ssize_t> shape) {
 template <typename T>
 py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::array& w,
                           const py::object& bias) {
-    auto xc = contiguous<T>(x), wc = contiguous<T>(w);
-    py::array_t<T, py::array::c_style> bc;
-    if (!bias.is_none()) bc = contiguous<T>(py::reinterpret_borrow<py::array>(bias));
-    auto y = new_array<T>({s.batch, s.filters, s.out_h, s.out_w});
+    auto xc = contiguous<T>(x, "x"), wc = contiguous<T>(w, "w");
+    KernelArray<T> bc;
+    if (!bias.is_none()) bc = contiguous<T>(py::reinterpret_borrow<py::array>(bias), "bias");
+    auto y = new_array<T>({s.batch, s.filters, s.out_h, s.out_w}, "the output y");
     const T* bias_data = bias.is_none() ? nullptr : bc.data();
     T* out = y.mutable_data();
     py::gil_scoped_release release;
@@ -236,8 +292,9 @@ py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::o
 
 template <typename T>
 py::array run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y) {
-    auto xc = contiguous<T>(x), gc = contiguous<T>(grad_y);
-    auto grad_w = new_array<T>({s.filters, s.channels, s.kernel_h, s.kernel_w});
+    auto xc = contiguous<T>(x, "x"), gc = contiguous<T>(grad_y, "grad_y");
+    auto grad_w =
+        new_array<T>({s.filters, s.channels, s.kernel_h, s.kernel_w}, "the output grad_w");
     T* out = grad_w.mutable_data();
     py::gil_scoped_release release;
     fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out);
@@ -269,8 +326,8 @@ py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
 
 template <typename T>
 py::array run_convolve2d_full(const ConvShape& s, const py::array& grad_y, const py::array& w) {
-    auto gc = contiguous<T>(grad_y), wc = contiguous<T>(w);
-    auto grad_x = new_array<T>({s.batch, s.channels, s.height, s.width});
+    auto gc = contiguous<T>(grad_y, "grad_y"), wc = contiguous<T>(w, "w");
+    auto grad_x = new_array<T>({s.batch, s.channels, s.height, s.width}, "the output grad_x");
     T* out = grad_x.mutable_data();
     py::gil_scoped_release release;
     fastcnn::convolve2d_full<T>(s, gc.data(), wc.data(), out);
@@ -307,10 +364,10 @@ py::array convolve2d_full(py::object grad_y_obj, py::object w_obj, py::object in
 
 template <typename T>
 py::tuple run_maxpool2d(const PoolShape& s, const py::array& x) {
-    auto xc = contiguous<T>(x);
+    auto xc = contiguous<T>(x, "x");
     const std::vector<py::ssize_t> shape{x.shape(0), x.shape(1), s.out_h, s.out_w};
-    auto y = new_array<T>(shape);
-    auto argmax = new_array<int64_t>(shape);
+    auto y = new_array<T>(shape, "the output y");
+    auto argmax = new_array<int64_t>(shape, "the output argmax");
     T* out = y.mutable_data();
     int64_t* index = argmax.mutable_data();
     {
@@ -331,9 +388,10 @@ py::tuple maxpool2d(py::object x_obj, py::object size_obj, py::object stride_obj
 
 template <typename T>
 py::array run_maxpool2d_backward(const PoolShape& s, const py::array& grad_y,
-                                 const py::array_t<int64_t, py::array::c_style>& argmax) {
-    auto gc = contiguous<T>(grad_y);
-    auto grad_x = new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width});
+                                 const KernelArray<int64_t>& argmax) {
+    auto gc = contiguous<T>(grad_y, "grad_y");
+    auto grad_x =
+        new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width}, "the output grad_x");
     T* out = grad_x.mutable_data();
     py::gil_scoped_release release;
     fastcnn::maxpool2d_backward<T>(s, gc.data(), argmax.data(), out);
@@ -362,7 +420,7 @@ py::array maxpool2d_backward(py::object grad_y_obj, py::object argmax_obj,
                                     size_text(grad_y.shape(2), grad_y.shape(3)) +
                                     " output: no pooling gives that");
     checked_product({grad_y.shape(0), grad_y.shape(1), input.h, input.w});
-    const auto argmax = py::array_t<int64_t, py::array::c_style>::ensure(argmax_any);
+    const auto argmax = contiguous<int64_t>(argmax_any, "argmax");
     const int64_t plane = input.h * input.w;
     const int64_t* index = argmax.data();
     for (py::ssize_t i = 0, count = argmax.size(); i < count; ++i)
@@ -379,8 +437,8 @@ py::array maxpool2d_backward(py::object grad_y_obj, py::object argmax_obj,
 
 template <typename T>
 py::array run_avgpool2d(const PoolShape& s, const py::array& x) {
-    auto xc = contiguous<T>(x);
-    auto y = new_array<T>({x.shape(0), x.shape(1), s.out_h, s.out_w});
+    auto xc = contiguous<T>(x, "x");
+    auto y = new_array<T>({x.shape(0), x.shape(1), s.out_h, s.out_w}, "the output y");
     T* out = y.mutable_data();
     py::gil_scoped_release release;
     fastcnn::avgpool2d<T>(s, xc.data(), out);
@@ -398,8 +456,9 @@ py::array avgpool2d(py::object x_obj, py::object size_obj, py::object stride_obj
 
 template <typename T>
 py::array run_avgpool2d_backward(const PoolShape& s, const py::array& grad_y) {
-    auto gc = contiguous<T>(grad_y);
-    auto grad_x = new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width});
+    auto gc = contiguous<T>(grad_y, "grad_y");
+    auto grad_x =
+        new_array<T>({grad_y.shape(0), grad_y.shape(1), s.height, s.width}, "the output grad_x");
     T* out = grad_x.mutable_data();
     py::gil_scoped_release release;
     fastcnn::avgpool2d_backward<T>(s, gc.data(), out);
@@ -431,20 +490,21 @@ fastcnn::MatrixRef<T> matrix_ref(const py::array& a, bool transpose) {
 
 // Strides that are not whole elements (possible with some views) get a copy.
 template <typename T>
-py::array element_strided(const py::array& a) {
+py::array element_strided(const py::array& a, const std::string& name) {
     const bool whole = a.strides(0) % py::ssize_t(sizeof(T)) == 0 &&
                        a.strides(1) % py::ssize_t(sizeof(T)) == 0 &&
                        reinterpret_cast<std::uintptr_t>(a.data()) % sizeof(T) == 0;
     if (whole && a.dtype().attr("isnative").cast<bool>()) return a;
-    return contiguous<T>(py::array(a.attr("copy")()));
+    require_fits_in_memory(shape_of(a), sizeof(T), "a copy of " + name);
+    return contiguous<T>(py::array(a.attr("copy")()), name);
 }
 
 template <typename T>
 py::array run_matmul(const py::array& a_in, const py::array& b_in, bool transpose_a,
                      bool transpose_b, int64_t m, int64_t n, int64_t k) {
-    const py::array a = element_strided<T>(a_in), b = element_strided<T>(b_in);
+    const py::array a = element_strided<T>(a_in, "a"), b = element_strided<T>(b_in, "b");
     const auto a_ref = matrix_ref<T>(a, transpose_a), b_ref = matrix_ref<T>(b, transpose_b);
-    auto c = new_array<T>({m, n});
+    auto c = new_array<T>({m, n}, "the output");
     T* out = c.mutable_data();
     py::gil_scoped_release release;
     fastcnn::gemm<T>(m, n, k, a_ref, b_ref, out, n, false, true);
