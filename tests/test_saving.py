@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import stat
+import zipfile
 
 import numpy as np
 import pytest
@@ -492,6 +493,56 @@ def test_bad_arrays_are_refused(saved, case):
     with open(saved, "wb") as file:
         np.savez(file, **arrays)
     refused(saved, match)
+
+
+def test_compressed_and_non_array_members_are_refused(saved, tmp_path):
+    with np.load(saved, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    np.savez_compressed(tmp_path / "compressed.npz", **arrays)
+    refused(tmp_path / "compressed.npz", "compressed; fastcnn stores arrays uncompressed")
+    with zipfile.ZipFile(saved, "a") as archive:
+        archive.writestr("notes.txt", "hello")
+    refused(saved, "'notes.txt' is not a NumPy array")
+
+
+def test_a_header_announcing_more_data_than_the_file_holds_is_refused(saved):
+    # A hostile header could ask for terabytes: it is refused before anything is
+    # allocated. The new header has the old one's length, so only the shape differs,
+    # and the archive is rewritten so that its checksums are right.
+    with zipfile.ZipFile(saved) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    old = b"'shape': (3,), }" + b" " * 12
+    new = b"'shape': (999999999999,), } "
+    assert len(new) == len(old) and old in members["layers.3.bias.npy"]
+    members["layers.3.bias.npy"] = members["layers.3.bias.npy"].replace(old, new)
+    with zipfile.ZipFile(saved, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    refused(saved, "'layers.3.bias' announces 3,999,999,999,996 bytes of data but holds 12")
+
+
+def test_random_damage_is_refused_or_harmless(saved, data, rng):
+    """Whatever bytes change, load either refuses with a ValueError or (damage outside
+    the checked data, e.g. a zip timestamp) gives the same network."""
+    content = saved.read_bytes()
+    expected = Network.load(saved).predict(data[0])
+    outcomes = {"refused": 0, "harmless": 0}
+    for _ in range(300):
+        damaged = bytearray(content)
+        for position in rng.integers(0, len(content), rng.integers(1, 4)):
+            damaged[position] = rng.integers(0, 256)
+        if rng.random() < 0.2:
+            damaged = damaged[: rng.integers(0, len(damaged))]
+        saved.write_bytes(bytes(damaged))
+        try:
+            network = Network.load(saved)
+        except ValueError as error:
+            assert str(saved) in str(error)
+            outcomes["refused"] += 1
+        else:
+            assert network.predict(data[0]).tobytes() == expected.tobytes()
+            outcomes["harmless"] += 1
+    assert outcomes["refused"] > 200
 
 
 def test_the_saved_fixture_itself_loads(saved, data):

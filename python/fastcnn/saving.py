@@ -14,6 +14,7 @@ rebuilt layer expects; anything else is a ValueError that names the file.
 """
 
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -228,35 +229,55 @@ def load(path, network_class):
 
 
 def _read_archive(path):
-    """name -> array for every array in the archive, read without pickle."""
+    """name -> array for every array in the archive, read without pickle.
+
+    Each member is checked before its data is read: a .npy array of a plain dtype,
+    stored uncompressed (as ``save`` writes it), whose header announces exactly as many
+    bytes as the member holds. So a hostile file can make ``load`` allocate no more
+    than its own size.
+    """
     with open(path, "rb") as file:
         if file.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
             raise _BadFile("it is not a fastcnn model file (not an .npz archive)")
         file.seek(0)
-        arrays = {}
         try:
-            with np.load(file, allow_pickle=False) as archive:
-                for name in archive.files:
-                    arrays[name] = _read_member(archive, name)
+            with zipfile.ZipFile(file) as archive:
+                return dict(_read_member(archive, info) for info in archive.infolist())
         except _BadFile:
             raise
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as error:
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError,
+                NotImplementedError) as error:
             raise _BadFile(f"the archive is damaged or truncated ({error})") from None
-    return arrays
 
 
-def _read_member(archive, name):
-    try:
-        array = archive[name]
-    except ValueError as error:
-        if "allow_pickle" in str(error):
+def _read_member(archive, info):
+    """(name, array) of one archive member."""
+    name = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename
+    if not info.filename.endswith(".npy"):
+        raise _BadFile(f"the archive member {info.filename!r} is not a NumPy array (.npy)")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _BadFile(f"the array {name!r} is compressed; fastcnn stores arrays uncompressed")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise _BadFile(f"the array {name!r} has the unknown .npy version {version}")
+        if dtype.hasobject:
+            raise _BadFile(f"{name!r} holds Python objects (pickle), which fastcnn never loads")
+        size = math.prod(shape) * dtype.itemsize
+        remaining = info.file_size - member.tell()
+        if size != remaining:
             raise _BadFile(
-                f"{name!r} holds Python objects (pickle), which fastcnn never loads"
-            ) from None
-        raise _BadFile(f"the array {name!r} cannot be read ({error})") from None
-    if not isinstance(array, np.ndarray):
-        raise _BadFile(f"the archive member {name!r} is not a NumPy array")
-    return array
+                f"the array {name!r} announces {size:,} bytes of data but holds {remaining:,}"
+            )
+        data = member.read(size)
+        if len(data) != size or member.read(1):
+            raise _BadFile(f"the array {name!r} is truncated")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return name, np.array(array, order="C")
 
 
 def _read_description(array):
