@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#if __has_include(<unistd.h>)
 #include <unistd.h>
+#endif
 
 #include "conv.hpp"
 #include "gemm.hpp"
