@@ -424,7 +424,9 @@ BAD_DESCRIPTIONS = {
         set_config(3, "input_shape", [10**12]),
         r"weights.*float32 of shape \(1000000000000, 3\), got float32 of shape \(400, 3\)",
     ),
-    "input shape of strings": (set_config(0, "input_shape", ["1", 12, 12]), "not a list of positive"),
+    "input shape of strings": (
+        set_config(0, "input_shape", ["1", 12, 12]), "not a list of positive"
+    ),
     "activation outside fastcnn": (
         lambda d, a: d["layers"].__setitem__(1, {"class": "Activation",
                                                  "config": {"f": "exec", "f_prime": "eval"}}),
@@ -444,7 +446,8 @@ BAD_DESCRIPTIONS = {
         "'step' for 'kernels' is not an int",
     ),
     "state for an unknown parameter": (
-        set_layer(0, "optimizer_state", {"gamma": {"step": 1}}), "unknown parameters: \\['gamma'\\]"
+        set_layer(0, "optimizer_state", {"gamma": {"step": 1}}),
+        "unknown parameters: \\['gamma'\\]",
     ),
 }
 
@@ -477,7 +480,8 @@ BAD_ARRAYS = {
         set_array("layers.3.state.bias.mean", np.zeros(4, np.float32)), "state.bias.mean"
     ),
     "missing optimizer buffer": (
-        drop_array("layers.0.state.kernels.mean"), "the Adam optimizer keeps .*'mean'.*the file holds"
+        drop_array("layers.0.state.kernels.mean"),
+        "the Adam optimizer keeps .*'mean'.*the file holds",
     ),
     "description not a string": (set_array("network.json", np.zeros(3)), "is not a string"),
     "description not JSON": (set_array("network.json", np.array("{nope")), "not valid JSON"),

@@ -62,13 +62,14 @@ PRESETS = {
         learning_rate=0.002,
     ),
     "lenet": Preset(
-        "LeNet-5 with ReLU and max-pooling: conv 5x5x6 same -> pool -> conv 5x5x16 -> "
-        "pool -> dense 120 -> dense 84 -> dense 10",
+        "LeNet-5's layout, widened to 16 and 32 filters: conv 5x5x16 same -> ReLU -> "
+        "max-pool 2 -> conv 5x5x32 -> ReLU -> max-pool 2 -> dense 120 -> ReLU -> dense 84 "
+        "-> ReLU -> dense 10",
         lambda: [
-            Convolutional(6, 5, padding=2),
+            Convolutional(16, 5, padding=2),
             ReLU(),
             MaxPool2D(2),
-            Convolutional(16, 5),
+            Convolutional(32, 5),
             ReLU(),
             MaxPool2D(2),
             Flatten(),
@@ -80,7 +81,7 @@ PRESETS = {
         ],
         epochs=10,
         optimizer="adam",
-        learning_rate=0.001,
+        learning_rate=0.002,
     ),
     "mlp": Preset(
         "write-up 001's MLP: dense 100 -> tanh -> dense 50 -> tanh -> dense 10",
@@ -492,7 +493,10 @@ def train_command(args):
     accuracy = metrics.accuracy(test_labels, predicted)
     macro_f1 = metrics.macro_f1(test_labels, predicted)
     seconds = progress.epoch_seconds
-    print(f"Test accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f} on {len(test_labels):,} test images")
+    print(
+        f"Test accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f} on {len(test_labels):,} "
+        "test images"
+    )
     print(
         f"Time per epoch: {sum(seconds) / len(seconds):.1f} s (training, mean of "
         f"{len(seconds)}: {', '.join(f'{s:.1f}' for s in seconds)} s)"
@@ -579,7 +583,9 @@ def predict_command(args):
     x = _model_input(network, images, args.file)
     probabilities = _probabilities(network, network.predict(x))
     if probabilities.ndim != 2:
-        raise CommandError(f"the model gives outputs of shape {probabilities.shape[1:]}, not classes")
+        raise CommandError(
+            f"the model gives outputs of shape {probabilities.shape[1:]}, not classes"
+        )
     names = _class_names(network, probabilities.shape[1])
     ranking = np.argsort(-probabilities, axis=1, kind="stable")
     width = max(len(name) for name in names)

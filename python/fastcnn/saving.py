@@ -162,7 +162,8 @@ def _saveable_config(index, layer):
     try:
         json.dumps(config, allow_nan=False, default=_json_number)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"layer {index}, {layer!r}: its config cannot be saved ({error})") from None
+        message = f"layer {index}, {layer!r}: its config cannot be saved ({error})"
+        raise TypeError(message) from None
     return config
 
 
@@ -252,9 +253,9 @@ def _read_archive(path):
 
 def _read_member(archive, info):
     """(name, array) of one archive member."""
-    name = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename
     if not info.filename.endswith(".npy"):
         raise _BadFile(f"the archive member {info.filename!r} is not a NumPy array (.npy)")
+    name = info.filename[: -len(".npy")]
     if info.compress_type != zipfile.ZIP_STORED:
         raise _BadFile(f"the array {name!r} is compressed; fastcnn stores arrays uncompressed")
     with archive.open(info) as member:
@@ -282,7 +283,9 @@ def _read_member(archive, info):
 
 def _read_description(array):
     if array is None:
-        raise _BadFile(f"it is an .npz archive but not a fastcnn model ({DESCRIPTION_KEY} is missing)")
+        raise _BadFile(
+            f"it is an .npz archive but not a fastcnn model ({DESCRIPTION_KEY} is missing)"
+        )
     if array.dtype.kind != "U" or array.ndim != 0:
         raise _BadFile(f"{DESCRIPTION_KEY} is not a string")
     try:
@@ -321,9 +324,9 @@ def _build(description, arrays, network_class):
         raise _BadFile(f"its dtype {dtype_name!r} is neither float32 nor float64")
     network = network_class(dtype=np.dtype(dtype_name))
 
+    optimizer_entries = _field(description, "optimizers", (list,), "the description")
     optimizer_objects = [
-        _build_optimizer(index, entry)
-        for index, entry in enumerate(_field(description, "optimizers", (list,), "the description"))
+        _build_optimizer(index, entry) for index, entry in enumerate(optimizer_entries)
     ]
 
     def optimizer_at(index, where):
@@ -424,7 +427,8 @@ def _build_layer(where, entry, dtype, arrays, prefix):
         try:
             layer.build(input_shape)
         except (TypeError, ValueError) as error:
-            raise _BadFile(f"{where} cannot take its input shape {input_shape!r}: {error}") from None
+            problem = f"{where} cannot take its input shape {input_shape!r}: {error}"
+            raise _BadFile(problem) from None
     for parameter in expected:
         array = arrays.pop(f"{prefix}.{parameter}")
         setattr(layer, parameter, np.array(array, dtype=dtype, order="C"))
@@ -480,7 +484,9 @@ def _build_state(where, layer, saved, arrays, prefix):
         key for key in found_arrays if key[len(prefix) + 1 :].split(".")[0] not in parameters
     ]
     if unknown:
-        raise _BadFile(f"{where} has optimizer state for unknown parameters: {sorted(set(unknown))}")
+        raise _BadFile(
+            f"{where} has optimizer state for unknown parameters: {sorted(set(unknown))}"
+        )
 
     states = {}
     for name, parameter in parameters.items():
