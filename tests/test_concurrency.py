@@ -8,6 +8,7 @@ and go on using them in the child.
 
 import multiprocessing
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +94,53 @@ def restore_num_threads():
     previous = fastcnn.get_num_threads()
     yield
     fastcnn.set_num_threads(previous)
+
+
+def spin_until(event, stamps):
+    """Busy-loop in Python until event is set, noting the time every 1024 turns."""
+    spins = 0
+    while not event.is_set():
+        spins += 1
+        if spins % 1024 == 0:
+            stamps.append(time.perf_counter())
+
+
+@pytest.mark.usefixtures("restore_num_threads")
+def test_a_kernel_call_releases_the_gil():
+    # While one thread is inside a long kernel call, this one keeps running Python.
+    # Were the GIL held, this loop could only run in the few switch intervals
+    # (5 ms each) around the Python parts of the call.
+    fastcnn.set_num_threads(1)
+    a = np.ones((1200, 1200))
+    alone, stop = [], threading.Event()
+    timer = threading.Timer(0.1, stop.set)
+    timer.start()
+    spin_until(stop, alone)
+    timer.join()
+    stamps_per_second = len(alone) / (alone[-1] - alone[0])
+
+    started, finished = threading.Event(), threading.Event()
+    call = {}
+
+    def run_call():
+        started.set()
+        call["start"] = time.perf_counter()
+        kernels.matmul(a, a)
+        call["end"] = time.perf_counter()
+        finished.set()
+
+    worker = threading.Thread(target=run_call)
+    worker.start()
+    started.wait()
+    stamps = []
+    spin_until(finished, stamps)
+    worker.join()
+    margin = 0.05
+    window = call["end"] - call["start"] - 2 * margin
+    assert window > 0.1, "the call was too short to tell"
+    during = [t for t in stamps if call["start"] + margin < t < call["end"] - margin]
+    share = len(during) / (window * stamps_per_second)
+    assert share > 0.3, f"this thread ran {share:.0%} of its usual speed during the call"
 
 
 @pytest.mark.usefixtures("restore_num_threads")
