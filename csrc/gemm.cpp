@@ -157,10 +157,32 @@ void pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int64_t col0, int64
     }
 }
 
+// Adds (or writes) one micro-kernel tile into C, clipped at C's edges.
 template <typename T>
-void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
-                 const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
-                 bool accumulate) {
+void store_tile(const T* tile, int nr, int64_t height, int64_t width, T* dst,
+                const OutputRef<T>& c, bool overwrite) {
+    for (int64_t i = 0; i < height; ++i) {
+        const T* src = tile + i * nr;
+        T* out = dst + i * c.row_stride;
+        if (c.col_stride == 1 && overwrite)
+            std::copy(src, src + width, out);
+        else if (c.col_stride == 1)
+            for (int64_t j = 0; j < width; ++j) out[j] += src[j];
+        else if (overwrite)
+            for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] = src[j];
+        else
+            for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] += src[j];
+    }
+}
+
+// C = (or +=) A·B. For each KC×NC panel of B, packed once, the work is split
+// over threads by panels of MR rows of C (each thread packing its own rows of
+// A) or, when C has too few rows for that, by panels of NR columns (A packed
+// once). Every element's sum runs over k in the same order either way.
+template <typename T>
+void gemm_blocked(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
+                  const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
+                  bool accumulate, bool allow_threads) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         if (!accumulate)
@@ -169,9 +191,11 @@ void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
         return;
     }
     const int mr = kernel.mr, nr = kernel.nr;
-    std::vector<T> packed_a(std::min(kGemmMC, round_up(m, mr)) * std::min(kGemmKC, k));
+    const int64_t row_panels = (m + mr - 1) / mr;
+    const bool threaded = allow_threads && num_threads() > 1 && m * n * k >= 2 * kMinParallelWork;
+    const bool split_rows = row_panels >= 2 * num_threads();
     std::vector<T> packed_b(std::min(kGemmNC, round_up(n, nr)) * std::min(kGemmKC, k));
-    alignas(64) T tile[kMaxTile];
+    std::vector<T> packed_a(split_rows ? 0 : round_up(m, mr) * std::min(kGemmKC, k));
 
     for (int64_t jc = 0; jc < n; jc += kGemmNC) {
         const int64_t nc = std::min(kGemmNC, n - jc);
@@ -179,30 +203,44 @@ void gemm_serial(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
             const int64_t kc = std::min(kGemmKC, k - pc);
             pack_b(b, pc, kc, jc, nc, nr, packed_b.data());
             const bool overwrite = !accumulate && pc == 0;
-            for (int64_t ic = 0; ic < m; ic += kGemmMC) {
-                const int64_t mc = std::min(kGemmMC, m - ic);
-                pack_a(a, ic, mc, pc, kc, mr, packed_a.data());
-                for (int64_t jr = 0; jr < nc; jr += nr) {
-                    const int64_t width = std::min<int64_t>(nr, nc - jr);
-                    for (int64_t ir = 0; ir < mc; ir += mr) {
-                        const int64_t height = std::min<int64_t>(mr, mc - ir);
-                        kernel.run(kc, packed_a.data() + ir * kc, packed_b.data() + jr * kc,
-                                   tile);
-                        T* dst = c.data + (ic + ir) * c.row_stride + (jc + jr) * c.col_stride;
-                        for (int64_t i = 0; i < height; ++i) {
-                            const T* src = tile + i * nr;
-                            T* out = dst + i * c.row_stride;
-                            if (c.col_stride == 1 && overwrite)
-                                std::copy(src, src + width, out);
-                            else if (c.col_stride == 1)
-                                for (int64_t j = 0; j < width; ++j) out[j] += src[j];
-                            else if (overwrite)
-                                for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] = src[j];
-                            else
-                                for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] += src[j];
-                        }
+            // Tiles of rows [ir0, ir1) × columns [jr0, jr1) of this panel of C,
+            // with those rows of A packed at `a_rows`.
+            auto tiles = [&](const T* a_rows, int64_t ir0, int64_t ir1, int64_t jr0, int64_t jr1) {
+                alignas(64) T tile[kMaxTile];
+                for (int64_t jr = jr0; jr < jr1; jr += nr)
+                    for (int64_t ir = ir0; ir < ir1; ir += mr) {
+                        kernel.run(kc, a_rows + (ir - ir0) * kc, packed_b.data() + jr * kc, tile);
+                        store_tile(tile, nr, std::min<int64_t>(mr, ir1 - ir),
+                                   std::min<int64_t>(nr, jr1 - jr),
+                                   c.data + ir * c.row_stride + (jc + jr) * c.col_stride, c,
+                                   overwrite);
                     }
-                }
+            };
+            if (split_rows) {
+                auto rows = [&](int64_t first, int64_t last) {
+                    std::vector<T> own_a(std::min(kGemmMC, (last - first) * mr) * kc);
+                    for (int64_t ic = first * mr; ic < std::min(last * mr, m); ic += kGemmMC) {
+                        const int64_t mc = std::min({kGemmMC, m - ic, last * mr - ic});
+                        pack_a(a, ic, mc, pc, kc, mr, own_a.data());
+                        tiles(own_a.data(), ic, ic + mc, 0, nc);
+                    }
+                };
+                const int64_t min_panels = kMinParallelWork / (int64_t(mr) * nc * kc) + 1;
+                if (threaded)
+                    parallel_for(row_panels, min_panels, rows);
+                else
+                    rows(0, row_panels);
+            } else {
+                pack_a(a, 0, m, pc, kc, mr, packed_a.data());
+                const int64_t column_panels = (nc + nr - 1) / nr;
+                auto columns = [&](int64_t first, int64_t last) {
+                    tiles(packed_a.data(), 0, m, first * nr, std::min(last * nr, nc));
+                };
+                const int64_t min_panels = kMinParallelWork / (int64_t(nr) * m * kc) + 1;
+                if (threaded)
+                    parallel_for(column_panels, min_panels, columns);
+                else
+                    columns(0, column_panels);
             }
         }
     }
@@ -272,34 +310,7 @@ void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c,
         std::swap(b.row_stride, b.col_stride);
         std::swap(out.row_stride, out.col_stride);
     }
-    const int64_t work = m * n * std::max<int64_t>(k, 1);
-    if (!allow_threads || num_threads() == 1 || work < 2 * kMinParallelWork) {
-        gemm_serial(kernel, m, n, k, a, b, out, accumulate);
-        return;
-    }
-    // Split C into blocks of whole tiles along its longer side; each thread
-    // packs its own operands.
-    if (n >= m) {
-        const int64_t panels = (n + kernel.nr - 1) / kernel.nr;
-        const int64_t min_panels = std::max<int64_t>(1, kMinParallelWork / (m * k * kernel.nr));
-        parallel_for(panels, min_panels, [&](int64_t first, int64_t last) {
-            const int64_t col0 = first * kernel.nr, cols = std::min(last * kernel.nr, n) - col0;
-            MatrixRef<T> b_part{b.data + col0 * b.col_stride, b.row_stride, b.col_stride};
-            const OutputRef<T> out_part{out.data + col0 * out.col_stride, out.row_stride,
-                                        out.col_stride};
-            gemm_serial(kernel, m, cols, k, a, b_part, out_part, accumulate);
-        });
-    } else {
-        const int64_t panels = (m + kernel.mr - 1) / kernel.mr;
-        const int64_t min_panels = std::max<int64_t>(1, kMinParallelWork / (n * k * kernel.mr));
-        parallel_for(panels, min_panels, [&](int64_t first, int64_t last) {
-            const int64_t row0 = first * kernel.mr, rows = std::min(last * kernel.mr, m) - row0;
-            MatrixRef<T> a_part{a.data + row0 * a.row_stride, a.row_stride, a.col_stride};
-            const OutputRef<T> out_part{out.data + row0 * out.row_stride, out.row_stride,
-                                        out.col_stride};
-            gemm_serial(kernel, rows, n, k, a_part, b, out_part, accumulate);
-        });
-    }
+    gemm_blocked(kernel, m, n, k, a, b, out, accumulate, allow_threads);
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>,
