@@ -133,6 +133,9 @@ class Layer:
 
     training = True
     dtype = np.dtype(np.float32)
+    # Whether backward computes d loss / d input: a Network's first layer need
+    # not (fit turns it off there; backward then returns None).
+    input_gradient = True
 
     def __init__(self):
         self.input = None
@@ -399,9 +402,15 @@ class Convolutional(Layer):
             x, g, self.kernel_size, self.stride, self.padding
         )
         grad_biases = g.sum(axis=(0, 2, 3))
-        grad_x = kernels.convolve2d_full(g, self.kernels, x.shape[2:], self.stride, self.padding)
+        grad_x = None
+        if self.input_gradient:
+            grad_x = kernels.convolve2d_full(
+                g, self.kernels, x.shape[2:], self.stride, self.padding
+            )
+            if self.input.ndim == 3:
+                grad_x = grad_x[0]
         self.update_parameters({"kernels": grad_kernels, "biases": grad_biases}, learning_rate)
-        return grad_x[0] if self.input.ndim == 3 else grad_x
+        return grad_x
 
     def config(self):
         return {

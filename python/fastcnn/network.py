@@ -10,6 +10,8 @@ One training step is the write-ups' loop, once per batch rather than once per sa
 
 import copy
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -29,7 +31,12 @@ _NO_LOSS = 'choose a loss first, for example network.use("softmax_cross_entropy"
 class History(dict):
     """Per-epoch results of ``fit``: ``history["loss"]`` is a list with one float per
     epoch, and so are "accuracy" (when the targets are classes), "val_loss" and
-    "val_accuracy" (with ``validation_data``). ``history.epochs`` counts the epochs."""
+    "val_accuracy" (with ``validation_data``). ``history.epochs`` counts the finished
+    epochs, ``history.steps`` the training steps (batches), and ``history.interrupted``
+    says whether Ctrl-C stopped the run early."""
+
+    steps = 0
+    interrupted = False
 
     @property
     def epochs(self):
@@ -38,6 +45,33 @@ class History(dict):
     def on_epoch_end(self, epoch, logs):
         for key, value in logs.items():
             self.setdefault(key, []).append(value)
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during training, held until the current step has finished.
+
+    While active (in the main thread), SIGINT only sets ``requested``; ``fit``
+    then stops after the step, so the weights are those of a whole step. A
+    second Ctrl-C interrupts at once, as usual.
+    """
+
+    requested = False
+
+    def __enter__(self):
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class _EpochPrinter:
@@ -76,9 +110,20 @@ def _samples(name, x):
         raise ValueError(
             f"{name} must hold one or more samples along its first axis, got shape {x.shape}"
         )
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    _refuse_non_finite(name, x)
     return x
+
+
+def _refuse_non_finite(name, values):
+    """A ValueError naming the first sample (and place in it) that holds NaN or inf."""
+    if values.dtype.kind != "f" or np.isfinite(values).all():
+        return
+    bad = np.argwhere(~np.isfinite(values))[0]
+    place = f" at position {tuple(int(i) for i in bad[1:])}" if len(bad) > 1 else ""
+    raise ValueError(
+        f"{name} contains NaN or infinite values: sample {int(bad[0])} holds "
+        f"{values[tuple(bad)]}{place}"
+    )
 
 
 def _targets(name, y, count):
@@ -87,8 +132,7 @@ def _targets(name, y, count):
         raise TypeError(f"{name} must be numeric, got dtype {y.dtype}")
     if y.ndim == 0 or len(y) != count:
         raise ValueError(f"{name} must have one target per sample ({count}), got shape {y.shape}")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    _refuse_non_finite(name, y)
     return y
 
 
@@ -237,6 +281,33 @@ class Network:
         count = len(x)
         backward_steps = [layer.backward for layer in reversed(self.layers)]
         self._set_training(True)
+        # Nothing reads the gradient of the network's input: the first layer may skip it.
+        first = self.layers[0]
+        skipped = first.input_gradient is True if isinstance(first, Layer) else False
+        if skipped:
+            first.input_gradient = False
+        try:
+            with _DeferredInterrupt() as interrupt:
+                self._train_epochs(
+                    x, y, labels, epochs, learning_rate, batch_size, shuffle, rng,
+                    None if validation_data is None else (x_val, y_val), reporters, epoch_starts, batch_ends,
+                    backward_steps, interrupt,
+                )
+        finally:
+            if skipped:
+                first.input_gradient = True
+        if interrupt.requested:
+            history.interrupted = True
+            if verbose:
+                print(f"interrupted: stopped after {history.steps} training steps")
+        return history
+
+    def _train_epochs(
+        self, x, y, labels, epochs, learning_rate, batch_size, shuffle, rng, validation,
+        reporters, epoch_starts, batch_ends, backward_steps, interrupt,
+    ):
+        count = len(x)
+        history = reporters[0]
         for epoch in range(epochs):
             for on_epoch_begin in epoch_starts:
                 on_epoch_begin(epoch)
@@ -244,6 +315,8 @@ class Network:
             loss_sum = 0.0
             correct = 0 if labels is not None else None
             for start in range(0, count, batch_size):
+                if interrupt.requested:
+                    return
                 batch = slice(start, start + batch_size)
                 if order is not None:
                     batch = order[batch]
@@ -264,6 +337,7 @@ class Network:
                 gradient = self.loss_prime(y_batch, output)
                 for backward in backward_steps:
                     gradient = backward(gradient, learning_rate)
+                history.steps += 1
                 if batch_ends:
                     batch_logs = {"size": len(x_batch), "loss": loss, "correct": right}
                     for on_batch_end in batch_ends:
@@ -271,14 +345,13 @@ class Network:
             logs = {"loss": loss_sum / count}
             if correct is not None:
                 logs["accuracy"] = correct / count
-            if validation_data is not None:
-                scores = self.evaluate(x_val, y_val)
+            if validation:
+                scores = self.evaluate(*validation)
                 logs["val_loss"] = scores["loss"]
                 if scores["accuracy"] is not None:
                     logs["val_accuracy"] = scores["accuracy"]
             for reporter in reporters:
                 reporter.on_epoch_end(epoch, logs)
-        return history
 
     def predict(self, x, batch_size=_PREDICT_BATCH_SIZE):
         """The last layer's output for x (N, ...) -> (N, ...), or for one sample.
