@@ -484,6 +484,8 @@ def train_command(args):
                 seed=[args.seed, epoch],
                 callbacks=[progress],
             )
+            if epoch_history.interrupted:  # Ctrl-C: fit stopped after a whole step
+                raise KeyboardInterrupt
             for key, values in epoch_history.items():
                 history.setdefault(key, []).extend(values)
     finally:
