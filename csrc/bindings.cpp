@@ -83,7 +83,7 @@ void require_fits_in_memory(const std::vector<py::ssize_t>& shape, int64_t item_
                             const std::string& what) {
     double bytes = double(item_size);
     for (py::ssize_t extent : shape) bytes *= double(extent);
-    const int64_t memory = memory_bytes();
+    static const int64_t memory = memory_bytes();  // asked once: a system call
     if (bytes > double(memory))
         throw std::invalid_argument(what + " of shape " + shape_text(shape) + " would take " +
                                     bytes_text(bytes) + ", more than this machine's " +
