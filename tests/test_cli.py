@@ -123,6 +123,19 @@ def test_each_model_and_optimizer_trains(tmp_path, model, optimizer):
     assert Network.load(tmp_path / "m.npz").metadata["model"] == model
 
 
+@pytest.mark.parametrize(
+    "args, expected",
+    [([], "adam, learning rate 0.002 "), (["--optimizer", "sgd"], "sgd, learning rate 0.05 "),
+     (["--optimizer", "momentum", "--learning-rate", "0.003"], "momentum, learning rate 0.003 ")],
+    ids=["preset", "another optimizer", "given"],
+)
+def test_the_learning_rate_fits_the_optimizer(tmp_path, args, expected):
+    result = run("train", "--data", SAMPLE, "--limit", 20, "--epochs", 1, "--out", "m.npz",
+                 *args, cwd=tmp_path, code=WITHOUT_MATPLOTLIB)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+
+
 def test_the_learning_rate_decays_along_a_half_cosine():
     assert cli.learning_rates(0.002, 3) == pytest.approx([0.002, 0.0015, 0.0005])
     assert cli.learning_rates(0.1, 1) == [0.1]

@@ -97,6 +97,8 @@ OPTIMIZERS = {
     "momentum": lambda: SGD(momentum=0.9),
     "adam": lambda: Adam(),
 }
+# The first epoch's learning rate for an optimizer other than the preset's own.
+LEARNING_RATES = {"sgd": 0.05, "momentum": 0.01, "adam": 0.001}
 
 
 COMMANDS = ("train", "evaluate", "predict", "bench")
@@ -169,17 +171,21 @@ def _parser():
     )
     train.add_argument("--model", choices=PRESETS, default="simplecnn",
                        help="the network (default: simplecnn, write-up 004's)")
-    train.add_argument("--epochs", type=_positive_int, help="passes over the training images")
-    train.add_argument("--batch-size", type=_positive_int, help="images per step (default: 32)")
+    train.add_argument("--epochs", type=_positive_int, metavar="N",
+                       help="passes over the training images")
+    train.add_argument("--batch-size", type=_positive_int, metavar="B",
+                       help="images per step (default: 32)")
     train.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="sgd (plain gradient descent), momentum (SGD, momentum 0.9) or adam")
-    train.add_argument("--learning-rate", type=_positive_float, metavar="LR")
+    train.add_argument("--learning-rate", type=_positive_float, metavar="LR",
+                       help="the first epoch's learning rate (default: the model's with "
+                       "its optimizer, else sgd 0.05, momentum 0.01, adam 0.001)")
     train.add_argument("--data", metavar="DIR",
                        help="a folder with the four Fashion-MNIST files (default: "
                        "$FASTCNN_DATA, Debian's dataset-fashion-mnist, the cache, the sample)")
     train.add_argument("--limit", type=_positive_int, metavar="N",
                        help="use only the first N training and N test images")
-    train.add_argument("--seed", type=_non_negative_int, default=0,
+    train.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                        help="seed of initialisation, shuffling and the validation split "
                        "(default: 0)")
     train.add_argument("--threads", type=_positive_int, metavar="T",
@@ -423,7 +429,10 @@ def train_command(args):
     epochs = args.epochs or preset.epochs
     batch_size = args.batch_size or preset.batch_size
     optimizer_name = args.optimizer or preset.optimizer
-    learning_rate = args.learning_rate or preset.learning_rate
+    learning_rate = args.learning_rate or (
+        preset.learning_rate if optimizer_name == preset.optimizer
+        else LEARNING_RATES[optimizer_name]
+    )
     if args.limit is not None and args.limit < 2:
         raise CommandError("--limit must be at least 2: one image to train on, one to validate")
     if args.threads:
