@@ -111,7 +111,7 @@ def test_a_kernel_call_releases_the_gil():
     # Were the GIL held, this loop could only run in the few switch intervals
     # (5 ms each) around the Python parts of the call.
     fastcnn.set_num_threads(1)
-    a = np.ones((1600, 1600))  # 8 GFLOP: a few tenths of a second
+    a = np.ones((2000, 2000))  # 16 GFLOP: a few tenths of a second
     alone, stop = [], threading.Event()
     timer = threading.Timer(0.1, stop.set)
     timer.start()
