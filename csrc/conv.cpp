@@ -170,7 +170,11 @@ template <typename T>
 void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
 #if FASTCNN_VECTORS
-    if (use_direct(s.filters * s.kernel_h * s.kernel_w)) {
+    // The direct kernel multiplies the zeros between and around grad_y's values
+    // by w too: with an inf or NaN in w that would turn 0 into NaN, so such
+    // weights take the im2col path, which only adds products that exist.
+    const bool finite_w = std::all_of(w, w + s.filters * patch, [](T v) { return v - v == 0; });
+    if (finite_w && use_direct(s.filters * s.kernel_h * s.kernel_w)) {
         // grad_x = correlate(grad_y spread out by the stride, padded by k − 1 − p,
         //                    with w flipped in space and its C and F swapped).
         const int64_t taps = s.kernel_h * s.kernel_w;

@@ -18,43 +18,56 @@ constexpr int64_t kGroupBytes = int64_t(4) << 20;
 
 int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
-// One source image laid out for unit-stride vector loads: for each channel
-// and padded row, the row's columns split into stride_w phases,
-// phased[c][r][q][t] = padded source at row r, column t·stride_w + q.
-// Tap j of output column ow then reads phase j % sw at t = ow + j / sw.
+// One source image laid out for unit-stride vector loads. Each padded row that
+// a window reads is kept, its columns split into stride phases:
+// phased[c][row][q][t] = padded source at column t·stride_w + q. Tap j of
+// output column ow then reads phase j % sw at t = ow + j / sw. Rows and phases
+// no window reads are left out, so a stride far larger than the kernel costs
+// no memory: window row i of output row oh is kept as row oh·min(sh, kh) + i.
 // Holds `images` such images one after the other.
 template <typename T>
 struct Phased {
-    int64_t rows, width;  // rows = (Ho − 1)·sh + kh; width per phase, with vector slack
+    int64_t row_step, rows;  // rows = (Ho − 1)·row_step + kh
+    int64_t phases, width;   // phases = min(sw, kw); width per phase, with vector slack
     int64_t image_size;
     std::vector<int64_t> column_index;  // source column → q·width + t, or −1 if unused
     std::vector<int64_t> tap_offset;    // tap j → (j % sw)·width + j / sw
     std::vector<T> data;
 
     Phased(const DirectShape& s, int64_t vector_width, int64_t tap_multiple, int64_t images)
-        : rows((s.out_h - 1) * s.stride_h + s.kernel_h),
+        : row_step(std::min(s.stride_h, s.kernel_h)),
+          rows((s.out_h - 1) * row_step + s.kernel_h),
+          phases(std::min(s.stride_w, s.kernel_w)),
           width(round_up(s.out_w, vector_width) + (s.kernel_w - 1) / s.stride_w),
-          image_size(s.channels * rows * s.stride_w * width),
+          image_size(s.channels * rows * phases * width),
           column_index(s.width, -1),
           tap_offset(round_up(s.kernel_w, tap_multiple), 0),
           data(images * image_size) {
         for (int64_t col = 0; col < s.width; ++col) {
             const int64_t padded = col * s.dilation_w + s.left;
-            const int64_t t = padded / s.stride_w;
-            if (padded >= 0 && t < width) column_index[col] = (padded % s.stride_w) * width + t;
+            const int64_t q = padded % s.stride_w, t = padded / s.stride_w;
+            if (padded >= 0 && q < phases && t < width) column_index[col] = q * width + t;
         }
         for (int64_t j = 0; j < s.kernel_w; ++j)
             tap_offset[j] = (j % s.stride_w) * width + j / s.stride_w;
     }
 
+    // Where padded row r is kept, or −1 if no window reads it.
+    int64_t kept_row(const DirectShape& s, int64_t r) const {
+        if (r < 0) return -1;
+        const int64_t oh = r / s.stride_h, i = r % s.stride_h;
+        const int64_t kept = s.stride_h <= s.kernel_h ? r : (i < s.kernel_h ? oh * s.kernel_h + i : -1);
+        return kept < rows ? kept : -1;
+    }
+
     void fill(const DirectShape& s, const T* image, int64_t slot = 0) {
         T* base = data.data() + slot * image_size;
         std::fill(base, base + image_size, T(0));
-        const int64_t row_size = s.stride_w * width;
+        const int64_t row_size = phases * width;
         for (int64_t c = 0; c < s.channels; ++c)
             for (int64_t h = 0; h < s.height; ++h) {
-                const int64_t r = h * s.dilation_h + s.top;
-                if (r < 0 || r >= rows) continue;
+                const int64_t r = kept_row(s, h * s.dilation_h + s.top);
+                if (r < 0) continue;
                 const T* src = image + (c * s.height + h) * s.width;
                 T* dst = base + (c * rows + r) * row_size;
                 for (int64_t col = 0; col < s.width; ++col)
@@ -62,8 +75,9 @@ struct Phased {
             }
     }
 
-    const T* row(const DirectShape& s, int64_t c, int64_t r, int64_t slot = 0) const {
-        return data.data() + slot * image_size + (c * rows + r) * s.stride_w * width;
+    // Window row i of output row oh, in channel c of image `slot`.
+    const T* row(int64_t c, int64_t oh, int64_t i, int64_t slot = 0) const {
+        return data.data() + slot * image_size + (c * rows + oh * row_step + i) * phases * width;
     }
 };
 
@@ -98,9 +112,7 @@ FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh
                         const T* rows[RB];
 #pragma GCC unroll 16
                         for (int r = 0; r < RB; ++r)
-                            rows[r] = a.source->row(
-                                          s, c, std::min(oh + r, oh1 - 1) * s.stride_h + i) +
-                                      ow0;
+                            rows[r] = a.source->row(c, std::min(oh + r, oh1 - 1), i) + ow0;
                         for (int64_t j = 0; j < s.kernel_w; ++j, wv += FB) {
                             V x[RB][NV];
 #pragma GCC unroll 16
@@ -168,7 +180,7 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
                     V acc[FB][JB] = {};
                     for (int64_t g = 0; g < a.images; ++g)
                     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-                        const T* source = a.source->row(s, c, oh * s.stride_h + i, g);
+                        const T* source = a.source->row(c, oh, i, g);
                         const T* grad = a.grad + g * grad_image + f0 * plane + oh * a.grad_width;
                         for (int64_t v = 0; v < vectors; ++v) {
                             V g[FB], x[JB];

@@ -54,9 +54,11 @@ FASTCNN_INLINE void maxpool_plane_vector(const PoolShape& s, const T* in, T* pha
     using V = Vec<T, L>;
     using Mask = decltype(V{} < V{});
     using Index = std::remove_reference_t<decltype(Mask{}[0])>;
+    // Only the phases that windows read: min(sw, size) of them.
+    const int64_t phases = std::min(s.stride_w, s.size_w);
     for (int64_t r = 0; r < s.height; ++r)
-        for (int64_t q = 0; q < s.stride_w; ++q) {
-            T* dst = phased + (r * s.stride_w + q) * width;
+        for (int64_t q = 0; q < phases; ++q) {
+            T* dst = phased + (r * phases + q) * width;
             for (int64_t t = 0; t < width; ++t) {
                 const int64_t col = t * s.stride_w + q;
                 dst[t] = col < s.width ? in[r * s.width + col] : T(0);
@@ -82,7 +84,7 @@ FASTCNN_INLINE void maxpool_plane_vector(const PoolShape& s, const T* in, T* pha
                 const int64_t row = oh * s.stride_h + k / s.size_w, j = k % s.size_w;
                 V value;
                 __builtin_memcpy(&value,
-                                 phased + (row * s.stride_w + j % s.stride_w) * width + ow0 +
+                                 phased + (row * phases + j % s.stride_w) * width + ow0 +
                                      j / s.stride_w,
                                  sizeof(V));
                 const Mask index = column + Index(row * s.width + ow0 * s.stride_w + j);
@@ -159,7 +161,7 @@ void maxpool2d(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
         const auto [plane_kernel, lanes] = maxpool_kernel<T>();
         const int64_t width = (s.out_w + lanes - 1) / lanes * lanes + (s.size_w - 1) / s.stride_w;
         parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
-            std::vector<T> phased(s.height * s.stride_w * width);
+            std::vector<T> phased(s.height * std::min(s.stride_w, s.size_w) * width);
             for (int64_t p = first; p < last; ++p)
                 plane_kernel(s, x + p * in_plane, phased.data(), width, y + p * out_plane,
                              argmax + p * out_plane);

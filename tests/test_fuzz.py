@@ -412,34 +412,11 @@ def assert_matches(got, expected, magnitude, dtype, undetermined):
     )
 
 
-# Known bugs, each reproduced by a strict xfail test; the examples that would hit
-# them are counted in the statistics and set aside until they are fixed.
-#
-# The direct convolution and the max-pool kernels size their scratch memory by the
-# stride (test_large_sizes.py::test_*_far_into_the_padding, *_stride_past_the_input):
-# a stride near 2^31 overflows int64 (undefined behaviour that aborts a sanitized
-# run) or throws std::bad_alloc.
-STRIDE_SIZED_SCRATCH = ("correlate2d", "correlate2d_backward_weight", "maxpool2d")
-# convolve2d_full multiplies the zeros of its stride dilation and padding by w, so
-# a NaN or infinite weight turns pixels NaN that the reference keeps finite
-# (test_convolve2d_full_keeps_nonfinite_weights_to_their_windows below).
-ZEROS_TIMES_WEIGHTS = "convolve2d_full"
-
-
-def huge_stride(arguments):
-    stride = arguments.get("stride")
-    steps = stride if isinstance(stride, (tuple, list)) else [stride]
-    return any(isinstance(step, (int, np.integer)) and 2**24 <= step < 2**31 for step in steps)
-
-
 def check(name, arguments):
     """Call kernel name on arguments; hold the result to the reference's, or the error."""
     kernel, oracle = getattr(kernels, name), getattr(reference, name)
     before = snapshot(arguments)
     note(f"{name}({', '.join(f'{k}={describe(v)}' for k, v in arguments.items())})")
-    if name in STRIDE_SIZED_SCRATCH and huge_stride(arguments):
-        event("set aside: a stride near 2^31 (known bug)")
-        return
     try:
         got = kernel(**arguments)
     except ERRORS as error:
@@ -471,10 +448,6 @@ def check(name, arguments):
                         f"{type(error).__name__}: {error}")
         magnitude = oracle(**in_float64(arguments, absolute=True))
         undetermined = where_zero_meets_nonfinite(name, in_float64(arguments))
-    w = arguments.get("w")
-    if name == ZEROS_TIMES_WEIGHTS and not np.isfinite(w).all():
-        event("values not compared: NaN or infinite weights (known bug)")
-        return
     if name == "maxpool2d":
         (y, argmax), (expected_y, expected_argmax) = got, expected
         assert argmax.dtype == np.int64
@@ -545,8 +518,6 @@ def test_matmul(arguments):
     check("matmul", arguments)
 
 
-@pytest.mark.xfail(strict=True, reason="convolve2d_full multiplies the zeros of its stride "
-                   "dilation and padding by w: NaN spreads to pixels no window reaches")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_convolve2d_full_keeps_nonfinite_weights_to_their_windows(dtype):
     # Stride 2 on a 3x3 input: windows start at pixels (0, 0), (0, 2), (2, 0), (2, 2)
