@@ -33,16 +33,15 @@ def test_a_save_killed_at_any_moment_leaves_a_whole_model(tmp_path):
     rng = random.Random(0)
     versions = []
     for _ in range(8):
-        saver = subprocess.Popen(
+        with subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(SAVER), str(path)],
             stdout=subprocess.PIPE, text=True,
-        )
-        try:
-            assert saver.stdout.readline().strip() == "saved"
-            time.sleep(rng.uniform(0.0, 0.3))  # a dozen saves or so: a kill mid-write
-        finally:
-            saver.kill()
-            saver.wait()
+        ) as saver:
+            try:
+                assert saver.stdout.readline().strip() == "saved"
+                time.sleep(rng.uniform(0.0, 0.3))  # a dozen saves or so: a kill mid-write
+            finally:
+                saver.kill()
         network = Network.load(path)  # must not be torn: one whole version
         values = {
             float(value)
