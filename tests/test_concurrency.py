@@ -111,7 +111,13 @@ def test_a_kernel_call_releases_the_gil():
     # Were the GIL held, this loop could only run in the few switch intervals
     # (5 ms each) around the Python parts of the call.
     fastcnn.set_num_threads(1)
-    a = np.ones((2000, 2000))  # 16 GFLOP: a few tenths of a second
+    # A product that takes about half a second here, whatever this machine's speed.
+    probe = np.ones((500, 500))
+    started = time.perf_counter()
+    kernels.matmul(probe, probe)
+    seconds = max(time.perf_counter() - started, 1e-4)
+    size = int(min(4000, max(500, 500 * (0.5 / seconds) ** (1 / 3))))
+    a = np.ones((size, size))
     alone, stop = [], threading.Event()
     timer = threading.Timer(0.1, stop.set)
     timer.start()

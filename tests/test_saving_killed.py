@@ -51,4 +51,4 @@ def test_a_save_killed_at_any_moment_leaves_a_whole_model(tmp_path):
         }
         assert len(values) == 1, f"a mix of versions: {sorted(values)}"
         versions.append(values.pop())
-    assert len(set(versions)) > 1, "the saver was always killed at the same point"
+    assert max(versions) > 0, "the saver was never killed after a first whole save"
