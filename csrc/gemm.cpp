@@ -14,6 +14,8 @@ namespace {
 // Products smaller than this many multiply-adds stay on one thread.
 constexpr int64_t kMinParallelWork = int64_t(1) << 20;
 constexpr int kMaxTile = 12 * 32;  // the largest MR×NR below
+// A thread packs at least this many values of B.
+constexpr int64_t kMinPackWork = int64_t(1) << 16;
 // Products with at most this many rows skip packing (see gemm_few_rows).
 constexpr int64_t kFewRows = 2;
 
@@ -201,7 +203,16 @@ void gemm_blocked(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
         const int64_t nc = std::min(kGemmNC, n - jc);
         for (int64_t pc = 0; pc < k; pc += kGemmKC) {
             const int64_t kc = std::min(kGemmKC, k - pc);
-            pack_b(b, pc, kc, jc, nc, nr, packed_b.data());
+            // The panel of B is packed by all threads, a share of its columns each.
+            auto pack = [&](int64_t first, int64_t last) {
+                const int64_t col0 = first * nr, cols = std::min(last * nr, nc) - col0;
+                pack_b(b, pc, kc, jc + col0, cols, nr, packed_b.data() + col0 * kc);
+            };
+            const int64_t b_panels = (nc + nr - 1) / nr;
+            if (threaded)
+                parallel_for(b_panels, kMinPackWork / (int64_t(nr) * kc) + 1, pack);
+            else
+                pack(0, b_panels);
             const bool overwrite = !accumulate && pc == 0;
             // Tiles of rows [ir0, ir1) × columns [jr0, jr1) of this panel of C,
             // with those rows of A packed at `a_rows`.
