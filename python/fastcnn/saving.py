@@ -1,11 +1,16 @@
 """The model file behind ``Network.save`` and ``Network.load``: one .npz archive.
 
 The archive holds ``network.json``, a 0-d string array with the description of the
-network (format version, dtype, input shape, loss, optimizers, and each layer's class
-name and ``config()``), and one array per parameter and per optimizer buffer::
+network (format version, dtype, input shape, loss, optimizers, the state of the
+random generators, and each layer's class name and ``config()``), and one array per
+parameter, per buffer (state saved but not trained) and per optimizer buffer::
 
-    layers.{i}.{parameter}              e.g. layers.0.kernels
+    layers.{i}.{name}                   e.g. layers.0.kernels, layers.1.running_mean
     layers.{i}.state.{parameter}.{key}  e.g. layers.0.state.kernels.mean (Adam)
+
+This module knows the file format only: what a layer holds, which shapes it expects
+(``Layer.state_shapes``) and what an optimizer keeps (``Optimizer.state_kinds``), it
+asks them. Files without the random-generator entries (older ones) load as before.
 
 Loading reads the archive with ``allow_pickle=False`` and builds layers only from
 fastcnn's own classes, looked up by name, so nothing in the file is ever run. Every
@@ -48,13 +53,6 @@ _LAYER_CLASSES = {
 }
 _OPTIMIZER_CLASSES = {
     cls.__name__: cls for cls in (optimizers.GradientDescent, optimizers.SGD, optimizers.Adam)
-}
-# The state each optimizer keeps per parameter once it has taken a step: "array" is a
-# buffer shaped like the parameter, "count" a positive int.
-_OPTIMIZER_STATE = {
-    "GradientDescent": {},
-    "SGD": {"velocity": "array"},
-    "Adam": {"step": "count", "mean": "array", "square_mean": "array"},
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -104,12 +102,13 @@ def _describe(network):
     for index, layer in enumerate(network.layers):
         config = _saveable_config(index, layer)
         description = {"class": type(layer).__name__, "config": config}
-        for name, parameter in layer.parameters.items():
-            arrays[f"layers.{index}.{name}"] = parameter
+        for name, array in {**layer.parameters, **layer.buffers}.items():
+            arrays[f"layers.{index}.{name}"] = array
         description["optimizer"] = optimizer_index(layer.optimizer)
-        # The layer keeps its optimizer's per-parameter state here (layers.Layer).
+        if layer.random_state is not None:
+            description["random_state"] = layer.random_state
         saved_states = {}
-        for name, state in layer.__dict__.get("_optimizer_state", {}).items():
+        for name, state in layer.optimizer_state.items():
             scalars = {}
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
@@ -137,6 +136,8 @@ def _describe(network):
         "layers": layer_descriptions,
         "metadata": network.metadata,
     }
+    if network.random_state is not None:
+        description["random_state"] = network.random_state
     return description, arrays
 
 
@@ -343,9 +344,9 @@ def _build(description, arrays, network_class):
         network.add(layer)
         layer.optimizer = optimizer_at(_field(entry, "optimizer", (int,), where), where)
         state = _field(entry, "optimizer_state", (dict,), where)
-        layer.__dict__["_optimizer_state"] = _build_state(
-            where, layer, state, arrays, f"layers.{index}.state"
-        )
+        layer.optimizer_state = _build_state(where, layer, state, arrays, f"layers.{index}.state")
+        if entry.get("random_state") is not None:
+            _restore_random_state(f"{where} ({type(layer).__name__})", layer, entry["random_state"])
 
     network_optimizer = _field(description, "optimizer", (int, type(None)), "the description")
     if network_optimizer is not None:
@@ -358,6 +359,9 @@ def _build(description, arrays, network_class):
         ):
             raise _BadFile(f"the input shape {input_shape!r} is not a list of positive ints")
         network.input_shape = tuple(input_shape)
+        _check_chain(network)
+    if description.get("random_state") is not None:
+        _restore_random_state("the network", network, description["random_state"])
 
     loss = _field(description, "loss", (str, type(None)), "the description")
     if loss is not None:
@@ -414,12 +418,12 @@ def _build_layer(where, entry, dtype, arrays, prefix):
     except (TypeError, ValueError) as error:
         raise _BadFile(f"{where} has a bad config {entry['config']!r}: {error}") from None
 
-    expected = _parameter_shapes(where, layer, input_shape)
+    expected = _state_shapes(where, layer, input_shape)
     found = {key[len(prefix) + 1 :] for key in arrays if _is_parameter_key(key, prefix)}
     if set(expected) != found:
         raise _BadFile(
-            f"{where} should have the parameter arrays {sorted(expected) or 'none'}, "
-            f"the file holds {sorted(found) or 'none'}"
+            f"{where} should have the parameter and buffer arrays "
+            f"{sorted(expected) or 'none'}, the file holds {sorted(found) or 'none'}"
         )
     for parameter, shape in expected.items():
         _check_array(where, f"{prefix}.{parameter}", arrays[f"{prefix}.{parameter}"], shape, dtype)
@@ -429,9 +433,7 @@ def _build_layer(where, entry, dtype, arrays, prefix):
         except (TypeError, ValueError) as error:
             problem = f"{where} cannot take its input shape {input_shape!r}: {error}"
             raise _BadFile(problem) from None
-    for parameter in expected:
-        array = arrays.pop(f"{prefix}.{parameter}")
-        setattr(layer, parameter, np.array(array, dtype=dtype, order="C"))
+    layer.load_state({name: arrays.pop(f"{prefix}.{name}") for name in expected})
     return layer
 
 
@@ -440,26 +442,49 @@ def _is_parameter_key(key, prefix):
     return rest is not None and "." not in rest
 
 
-def _parameter_shapes(where, layer, input_shape):
-    """parameter name -> the shape it must have, for the layer built on ``input_shape``."""
-    if input_shape is not None and (
+def _state_shapes(where, layer, input_shape):
+    """name -> the shape each parameter and buffer must have, for the layer built on
+    ``input_shape`` (none when the file gives no input shape: the layer was never built)."""
+    if input_shape is None:
+        return {}
+    if (
         not isinstance(input_shape, list)
         or not input_shape
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in input_shape)
     ):
         raise _BadFile(f"{where}: its input shape {input_shape!r} is not a list of positive ints")
-    if input_shape is None or not isinstance(layer, (layers.Dense, layers.Convolutional)):
-        return {}
-    if isinstance(layer, layers.Dense):
-        if len(input_shape) != 1:
-            raise _BadFile(f"{where}: its input shape {input_shape!r} is not (features,)")
-        return {"weights": (input_shape[0], layer.units), "bias": (layer.units,)}
-    if len(input_shape) != 3:
-        raise _BadFile(f"{where}: its input shape {input_shape!r} is not (C, H, W)")
-    return {
-        "kernels": (layer.depth, input_shape[0], *layer.kernel_size),
-        "biases": (layer.depth,),
-    }
+    try:
+        return layer.state_shapes(input_shape)
+    except (TypeError, ValueError) as error:
+        raise _BadFile(f"{where} cannot take its input shape {input_shape!r}: {error}") from None
+
+
+def _check_chain(network):
+    """Every layer's declared input shape is what the one before it gives for the
+    network's input shape (shapes are computed, nothing is allocated)."""
+    shape = network.input_shape
+    for index, layer in enumerate(network.layers):
+        declared = getattr(layer, "input_shape", None)
+        if declared is not None and tuple(declared) != tuple(shape):
+            source = "the network's input shape" if index == 0 else "the layers before it"
+            raise _BadFile(
+                f"layer {index} ({type(layer).__name__}) was built for samples of shape "
+                f"{tuple(declared)}, but {source} give {tuple(shape)}"
+            )
+        try:
+            shape = layer.compute_output_shape(shape)
+        except (TypeError, ValueError) as error:
+            raise _BadFile(
+                f"layer {index} ({type(layer).__name__}) cannot take samples of shape "
+                f"{tuple(shape)}: {error}"
+            ) from None
+
+
+def _restore_random_state(where, owner, state):
+    try:
+        owner.random_state = state
+    except (TypeError, ValueError) as error:
+        raise _BadFile(f"{where}: its random generator state is damaged ({error})") from None
 
 
 def _check_array(where, key, array, shape, dtype):
@@ -476,7 +501,7 @@ def _build_state(where, layer, saved, arrays, prefix):
     """The layer's optimizer state (parameter -> key -> value), checked against what
     its optimizer keeps."""
     optimizer_name = type(layer.optimizer).__name__
-    kinds = _OPTIMIZER_STATE[optimizer_name]
+    kinds = layer.optimizer.state_kinds
     parameters = layer.parameters
     found_arrays = {key for key in arrays if key.startswith(prefix + ".")}
     unknown = [name for name in saved if name not in parameters]
