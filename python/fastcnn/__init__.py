@@ -11,7 +11,7 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 from . import datasets, kernels, reference, runtime
-from . import activations, compat, losses, metrics, optimizers
+from . import activations, callbacks, compat, losses, metrics, optimizers, schedules
 from .layers import (
     Activation,
     AvgPool2D,
@@ -49,6 +49,8 @@ __all__ = [
     "get_num_threads",
     "show_config",
     "activations",
+    "callbacks",
+    "schedules",
     "compat",
     "losses",
     "metrics",

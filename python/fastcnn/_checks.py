@@ -32,7 +32,7 @@ def positive_int(name, value, maximum=None):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     value = int(value)
     if value < 1 or (maximum is not None and value > maximum):
-        limit = f" no larger than {maximum:,}" if maximum is not None else ""
+        limit = f" no larger than {maximum}" if maximum is not None else ""
         raise ValueError(f"{name} must be a positive int{limit}, got {value!r}")
     return value
 
@@ -43,21 +43,20 @@ def number(name, value, minimum=None, maximum=None, below=None):
     if not is_number(value):
         raise TypeError(f"{name} must be a number, got {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if not math.isfinite(value) and minimum is None and maximum is None and below is None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    low = "" if minimum is None else f"{minimum:g} <= "
-    if below is not None:
-        high = f" < {below:g}"
-    elif maximum is not None:
-        high = f" <= {maximum:g}"
-    else:
-        high = ""
     if (
-        (minimum is not None and value < minimum)
+        not math.isfinite(value)
+        or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
         or (below is not None and value >= below)
     ):
-        raise ValueError(f"{name} must be a finite number with {low}{name}{high}, got {value!r}")
+        if minimum is not None and (maximum is not None or below is not None):
+            upper = f"{below:g})" if below is not None else f"{maximum:g}]"
+            raise ValueError(f"{name} must be in [{minimum:g}, {upper}, got {value!r}")
+        bound = f">= {minimum:g}" if minimum is not None else (
+            f"< {below:g}" if below is not None else f"<= {maximum:g}")
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return value
 
 

@@ -309,6 +309,17 @@ class Layer:
         return g.astype(self.dtype, copy=False)
 
 
+def _image_shape(layer, shape):
+    """One image sample's (C, H, W), refusing an (H, W) with the missing axis named."""
+    if np.ndim(shape) == 1 and len(shape) == 2:
+        raise ValueError(
+            f"{layer} takes samples (C, H, W), got samples of shape {tuple(shape)}: the "
+            "channel axis C is missing. For one-channel images add it with x[:, None] "
+            "(x.reshape(N, 1, H, W))"
+        )
+    return _checks.sample_shape(f"{layer} input_shape", shape, 3)
+
+
 def _wrong_signature(layer, write_up_form, fastcnn_form):
     """The TypeError for a write-up's constructor signature used on a fastcnn layer."""
     return TypeError(
@@ -459,7 +470,7 @@ class Convolutional(Layer):
 
     def compute_output_shape(self, input_shape):
         """(depth, Ho, Wo) for samples of shape (C, H, W)."""
-        _, height, width = _checks.sample_shape("Convolutional input_shape", input_shape, 3)
+        _, height, width = _image_shape("Convolutional", input_shape)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (
             self.depth,
@@ -476,7 +487,7 @@ class Convolutional(Layer):
 
     def build(self, input_shape):
         """Create the parameters for samples of shape (C, H, W)."""
-        input_shape = _checks.sample_shape("Convolutional input_shape", input_shape, 3)
+        input_shape = _image_shape("Convolutional", input_shape)
         self.output_shape = self.compute_output_shape(input_shape)
         self.input_shape = input_shape
         channels = input_shape[0]
@@ -569,9 +580,7 @@ class _Pool2D(Layer):
 
     def compute_output_shape(self, input_shape):
         """(C, Ho, Wo) for samples of shape (C, H, W)."""
-        channels, height, width = _checks.sample_shape(
-            f"{type(self).__name__} input_shape", input_shape, 3
-        )
+        channels, height, width = _image_shape(type(self).__name__, input_shape)
         return (
             channels,
             _checks.output_length("height", height, self.size[0], self.stride[0], 0),

@@ -73,7 +73,7 @@ def _targets(name, y, count):
 
 def _count_correct(outputs, labels):
     """How many outputs give the right label, or None when they are not class scores."""
-    if labels is None or outputs.ndim != 2:
+    if not metrics.labels_fit_outputs(labels, outputs):
         return None
     return int(np.count_nonzero(metrics.labels_from_outputs(outputs) == labels))
 
@@ -434,7 +434,7 @@ class Network:
         outputs = self.predict(x, batch_size)
         scores = {"loss": float(self.loss(y, outputs)), "accuracy": None, "macro_f1": None}
         labels = metrics.labels_from_targets(y)
-        if labels is not None and outputs.ndim == 2:
+        if metrics.labels_fit_outputs(labels, outputs):
             predicted = metrics.labels_from_outputs(outputs)
             scores["accuracy"] = metrics.accuracy(labels, predicted)
             scores["macro_f1"] = metrics.macro_f1(labels, predicted)
@@ -457,16 +457,19 @@ class Network:
         rows = [("Layer", "Output shape", "Params")]
         total = 0
         shape = tuple(input_shape)
-        for index, layer in enumerate(self.layers):
+        for layer in self.layers:
             if getattr(layer, "compute_output_shape", None) is None:
-                # A layer of one's own: trace a copy of it (and of the rest) on zeros.
+                # A layer of one's own: trace a copy of it on zeros.
                 probe = copy.deepcopy(layer)
                 probe.training = False
                 shape = tuple(np.asarray(probe.forward(np.zeros((1, *shape), self.dtype))).shape[1:])
-                count = sum(p.size for p in getattr(probe, "parameters", {}).values())
             else:
-                count = sum(p.size for p in layer.parameters.values())
+                probe = layer
+                if getattr(layer, "input_shape", "") is None:  # count on a built copy
+                    probe = copy.deepcopy(layer)
+                    probe.build(shape)
                 shape = tuple(layer.compute_output_shape(shape))
+            count = sum(p.size for p in getattr(probe, "parameters", {}).values())
             total += count
             rows.append((repr(layer), str(shape), f"{count:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]

@@ -71,7 +71,7 @@ def num_threads_from_environment():
             return min(os.cpu_count() or 1, MAX_THREADS)
     if not setting.isdigit() or not 1 <= int(setting) <= MAX_THREADS:
         raise ValueError(
-            f"FASTCNN_NUM_THREADS must be a whole number from 1 to {MAX_THREADS}, "
+            f"FASTCNN_NUM_THREADS must be a positive integer no larger than {MAX_THREADS}, "
             f"got {setting!r}"
         )
     return int(setting)

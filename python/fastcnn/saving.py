@@ -22,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -261,12 +262,14 @@ def _read_member(archive, info):
         raise _BadFile(f"the array {name!r} is compressed; fastcnn stores arrays uncompressed")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise _BadFile(f"the array {name!r} has the unknown .npy version {version}")
+        read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        try:
+            shape, fortran_order, dtype = read_header(member)
+        except (SyntaxError, tokenize.TokenError, TypeError) as error:
+            # NumPy parses the header as a Python literal: damage can fail in the parser
+            raise _BadFile(f"the array {name!r} has a damaged header ({error})") from None
         if dtype.hasobject:
             raise _BadFile(f"{name!r} holds Python objects (pickle), which fastcnn never loads")
         size = math.prod(shape) * dtype.itemsize
@@ -422,8 +425,8 @@ def _build_layer(where, entry, dtype, arrays, prefix):
     found = {key[len(prefix) + 1 :] for key in arrays if _is_parameter_key(key, prefix)}
     if set(expected) != found:
         raise _BadFile(
-            f"{where} should have the parameter and buffer arrays "
-            f"{sorted(expected) or 'none'}, the file holds {sorted(found) or 'none'}"
+            f"{where} should have the parameter arrays {sorted(expected) or 'none'}, "
+            f"the file holds {sorted(found) or 'none'}"
         )
     for parameter, shape in expected.items():
         _check_array(where, f"{prefix}.{parameter}", arrays[f"{prefix}.{parameter}"], shape, dtype)
