@@ -166,7 +166,7 @@ class EarlyStopping(_Monitor):
                 self.best_weights = self.network.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= max(self.patience, 1):
             self.stopped_epoch = epoch
             self.network.stop_training = True
 

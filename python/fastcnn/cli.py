@@ -306,7 +306,7 @@ def _check_pixels(images, where):
     """Refuse images that are not raw pixels 0-255 (what the models take), saying why."""
     if images.size == 0:
         return
-    low, high = float(images.min()), float(images.max())
+    low, high = float(images.min()) + 0.0, float(images.max()) + 0.0  # no "-0"
     if low < 0 or high > 255 or not (math.isfinite(low) and math.isfinite(high)):
         raise CommandError(
             f"{where} holds values from {low:g} to {high:g}, but the model takes pixels "
