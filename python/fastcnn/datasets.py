@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _checks
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "DataSource",
@@ -229,12 +231,8 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
         if labels.size == 0:
             raise ValueError("one_hot cannot infer num_classes from no labels; pass num_classes")
         num_classes = int(labels.max()) + 1
-    elif (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, (int, np.integer))
-        or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    else:
+        num_classes = _checks.positive_int("num_classes", num_classes)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"labels must lie in 0..{num_classes - 1} for {num_classes} classes, "
