@@ -22,6 +22,16 @@ Write-up 002 (convolution with scipy.signal): ``Layer`` with ``forward`` / ``bac
 biases), ``Reshape``, ``Dense`` (column vectors), ``Activation``, ``Sigmoid``, ``Tanh``,
 ``Softmax``, ``train``, ``predict``, ``binary_cross_entropy``,
 ``binary_cross_entropy_prime``, ``mse``, ``mse_prime``.
+
+Write-ups 003 and 004 reuse some of these names with other meanings (003's ``ReLU`` is
+a function, 004's a layer class), so each has its own module:
+``fastcnn.compat.writeup003`` (the batched im2col functions) and
+``fastcnn.compat.writeup004`` (``ConvLayer``, ``ReLU``, ``MaxPool``, ``Output``); their
+docstrings list what they keep and what they correct.
+
+A compat class called with arguments that do not fit its write-up's signature (for
+example ``FCLayer(784, 100)``, write-up 002's ``Dense`` call) raises a TypeError that
+names the signature it takes, its write-up, and where the look-alike classes are.
 """
 
 import inspect
