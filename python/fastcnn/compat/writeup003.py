@@ -105,11 +105,15 @@ def get_im2col_indices(x_shape, fld_hgt, fld_wdth, padding, stride):
     return (k.astype(int), i.astype(int), j.astype(int))
 
 
-def _windows(x, fld_hgt, fld_wdth, padding, stride):
-    """View of every field of x zero-padded: (N, C, Ho, Wo, fld_hgt, fld_wdth)."""
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    return sliding_window_view(x, (fld_hgt, fld_wdth), axis=(2, 3))[:, :, ::stride, ::stride]
+def _fields_last_sample(x, fld_hgt, fld_wdth, padding, stride):
+    """View of every field of x zero-padded, samples last: (C, Ho, Wo, N, fh, fw).
+
+    im2col's columns run with the sample fastest, so it copies from a (C, H, W, N)
+    image: each run of N values is then contiguous at both ends of the copy."""
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    samples_last = np.ascontiguousarray(x.transpose(1, 2, 3, 0))
+    windows = sliding_window_view(samples_last, (fld_hgt, fld_wdth), axis=(1, 2))
+    return windows[:, ::stride, ::stride]
 
 
 def im2col_indices(x, fld_hgt, fld_wdth, padding, stride):
@@ -118,8 +122,8 @@ def im2col_indices(x, fld_hgt, fld_wdth, padding, stride):
     Raises ValueError when the field does not fit."""
     x = np.asarray(x)
     _output_size(x.shape, fld_hgt, fld_wdth, padding, stride)
-    windows = _windows(x, fld_hgt, fld_wdth, padding, stride)
-    return windows.transpose(1, 4, 5, 2, 3, 0).reshape(fld_hgt * fld_wdth * x.shape[1], -1)
+    fields = _fields_last_sample(x, fld_hgt, fld_wdth, padding, stride)
+    return fields.transpose(0, 4, 5, 1, 2, 3).reshape(x.shape[1] * fld_hgt * fld_wdth, -1)
 
 
 def col2im_indices(cols, x_shape, fld_hgt, fld_wdth, padding, stride):
@@ -132,14 +136,15 @@ def col2im_indices(cols, x_shape, fld_hgt, fld_wdth, padding, stride):
     expected = (C * fld_hgt * fld_wdth, out_height * out_width * N)
     if cols.shape != expected:
         raise ValueError(f"cols must be {expected} for x_shape {tuple(x_shape)}, got {cols.shape}")
-    fields = cols.reshape(C, fld_hgt, fld_wdth, out_height, out_width, N).transpose(1, 2, 5, 0, 3, 4)
-    x_padded = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
+    fields = cols.reshape(C, fld_hgt, fld_wdth, out_height, out_width, N)
+    # summed in a (C, H, W, N) image, whose runs of N match the columns' (see above)
+    padded = np.zeros((C, H + 2 * padding, W + 2 * padding, N), dtype=cols.dtype)
     for a in range(fld_hgt):
         for b in range(fld_wdth):
             rows = slice(a, a + stride * (out_height - 1) + 1, stride)
             columns = slice(b, b + stride * (out_width - 1) + 1, stride)
-            x_padded[:, :, rows, columns] += fields[a, b]
-    return x_padded[:, :, padding : padding + H, padding : padding + W]
+            padded[:, rows, columns] += fields[:, a, b]
+    return padded[:, padding : padding + H, padding : padding + W].transpose(3, 0, 1, 2)
 
 
 def convolve_forward(m, inpt, W, b, layer, padding=_PAD, stride=_STRIDE):
