@@ -41,6 +41,8 @@ import numpy as np
 
 from .. import activations, kernels, layers
 from ..layers import Layer
+# imported so that fastcnn.compat.writeup00N works after a plain ``import fastcnn``
+from . import writeup003, writeup004
 from ._signatures import writeup_signature
 
 __all__ = [

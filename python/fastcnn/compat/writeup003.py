@@ -218,17 +218,19 @@ def maxpool_backward(argmaxes, inpt, outshape):
             f"argmaxes and inpt must both be (N, C, Ho, Wo), got {argmaxes.shape} and {grad.shape}"
         )
     n, c, out_height, out_width = grad.shape
-    if len(outshape) != 4 or outshape[:2] != (n, c) or outshape[2] < 2 * out_height or outshape[3] < 2 * out_width:
+    fits = len(outshape) == 4 and outshape[:2] == (n, c)
+    if not fits or outshape[2] < 2 * out_height or outshape[3] < 2 * out_width:
         raise ValueError(
             f"outshape must be ({n}, {c}, H, W) with H >= {2 * out_height} and "
             f"W >= {2 * out_width} (2 x 2 windows 2 apart), got {outshape}"
         )
-    if argmaxes.size and (not np.issubdtype(argmaxes.dtype, np.integer) or argmaxes.min() < 0 or argmaxes.max() > 3):
+    integers = np.issubdtype(argmaxes.dtype, np.integer)
+    if argmaxes.size and (not integers or argmaxes.min() < 0 or argmaxes.max() > 3):
         raise ValueError("argmaxes must be places in a 2 x 2 window, integers 0..3")
     width = outshape[3]
-    rows = 2 * np.arange(out_height)[:, None] + argmaxes // 2
-    cols = 2 * np.arange(out_width) + argmaxes % 2
-    flat = (rows * width + cols).astype(np.int64)
+    # flat index in the (H, W) plane: the window's top-left plus the argmax's offset
+    top_left = 2 * width * np.arange(out_height)[:, None] + 2 * np.arange(out_width)
+    flat = np.take(np.array([0, 1, width, width + 1], np.int64), argmaxes) + top_left
     return kernels.maxpool2d_backward(grad, flat, outshape[2:])
 
 

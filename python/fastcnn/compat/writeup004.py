@@ -108,7 +108,9 @@ class ConvLayer:
         self.kernel_size = kernel_size
         self.pad_size = kernel_size // 2
         self.kernel_shape = (self.num_kernels, self.d, self.kernel_size, self.kernel_size)
-        self.bias_shape = (self.num_kernels, self.h - self.kernel_size + 1, self.w - self.kernel_size + 1)
+        self.bias_shape = (
+            self.num_kernels, self.h - self.kernel_size + 1, self.w - self.kernel_size + 1
+        )
         # the write-up's draws, in its order, so np.random.seed gives its weights
         self.kernels = np.random.randn(*self.kernel_shape) / (self.kernel_size * self.kernel_size)
         self.bias = np.random.randn(*self.bias_shape) / (self.h * self.w)
