@@ -272,7 +272,14 @@ class Network:
             for layer in self.layers:
                 layer.optimizer = optimizer
 
+        # fastcnn.distributed.DataParallel: the same seed and parameters as rank 0.
+        parallel = self.optimizer if hasattr(self.optimizer, "shard") else None
+        if parallel is not None:
+            seed = parallel.common_seed(seed)
+            verbose = verbose if parallel.is_main_process else 0
         rng = self._prepare(x.shape[1:], seed)
+        if parallel is not None:
+            parallel.broadcast_parameters(self, x[:1])
         labels = metrics.labels_from_targets(y)
         history = History()
         reporters = [history] + ([_EpochPrinter(epochs)] if verbose else []) + list(callbacks)
@@ -308,6 +315,7 @@ class Network:
     ):
         count = len(x)
         history = reporters[0]
+        parallel = self.optimizer if hasattr(self.optimizer, "shard") else None
         for epoch in range(epochs):
             for on_epoch_begin in epoch_starts:
                 on_epoch_begin(epoch)
@@ -320,6 +328,13 @@ class Network:
                 batch = slice(start, start + batch_size)
                 if order is not None:
                     batch = order[batch]
+                if parallel is not None:  # this process's rows of the global batch
+                    rows = np.arange(start, min(start + batch_size, count))
+                    batch = parallel.shard(rows if order is None else batch)
+                    if len(batch) == 0:  # none: join the others' gradient average
+                        parallel.join(self.layers, learning_rate)
+                        history.steps += 1
+                        continue
                 x_batch = x[batch].astype(self.dtype, copy=False)
                 y_batch = y[batch]
                 output = self._forward(x_batch)
@@ -345,6 +360,8 @@ class Network:
             logs = {"loss": loss_sum / count}
             if correct is not None:
                 logs["accuracy"] = correct / count
+            if parallel is not None:
+                logs = parallel.sum_over_processes(logs)
             if validation:
                 scores = self.evaluate(*validation)
                 logs["val_loss"] = scores["loss"]
