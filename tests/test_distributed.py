@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastcnn import Network, layers
+from fastcnn import Network, layers, losses
 from fastcnn.optimizers import Adam
 
 SAMPLES = 33  # batch_size 16: batches of 16, 16 and 1, so one process has no row
@@ -50,8 +50,8 @@ def parameters(network):
     }
 
 
-def train_distributed(output):
-    """The worker: each process saves what it ended with into ``output``."""
+def train_distributed(output_dir):
+    """The worker: each process saves what it ended with into ``output_dir``."""
     import torch.distributed
 
     from fastcnn.distributed import DataParallel, is_main_process, unwrap
@@ -66,7 +66,7 @@ def train_distributed(output):
         optimizer=DataParallel(Adam()), seed=0, verbose=1,
     )
     np.savez(
-        os.path.join(output, f"seeded-{rank}.npz"),
+        os.path.join(output_dir, f"seeded-{rank}.npz"),
         loss=history["loss"], accuracy=history["accuracy"], steps=history.steps,
         **parameters(seeded),
     )
@@ -83,10 +83,17 @@ def train_distributed(output):
     unseeded = small_cnn(input_shape=(1, 8, 8))
     unseeded.fit(x, y, 1, LEARNING_RATE, batch_size=BATCH_SIZE,
                  optimizer=RecordingRows("sgd"), verbose=0)
-    np.savez(os.path.join(output, f"unseeded-{rank}.npz"), **parameters(unseeded))
-    np.save(os.path.join(output, f"rows-{rank}.npy"), RecordingRows.rows)
+    np.savez(os.path.join(output_dir, f"unseeded-{rank}.npz"), **parameters(unseeded))
+    np.save(os.path.join(output_dir, f"rows-{rank}.npy"), RecordingRows.rows)
+    # A loop of one's own: each process steps on its half of the same 16 rows.
+    manual = layers.Dense(3, input_shape=(64,), seed=1, dtype=np.float64)
+    manual.optimizer = DataParallel("gd")
+    half = slice(8 * rank, 8 * rank + 8)
+    prediction = manual.forward(x[:16].reshape(16, -1)[half] / 255)
+    manual.backward(losses.softmax_cross_entropy_prime(y[:16][half], prediction), 0.1)
+    np.save(os.path.join(output_dir, f"manual-{rank}.npy"), manual.weights)
     if is_main_process():
-        unwrap(seeded).save(os.path.join(output, "seeded.npz"))
+        unwrap(seeded).save(os.path.join(output_dir, "seeded.npz"))
     torch.distributed.destroy_process_group()
 
 
@@ -163,6 +170,17 @@ def untrained(x, seed):
     network = small_cnn()
     network.fit(x[:1], np.zeros(1, dtype=np.int64), 1, 0.0, seed=seed, verbose=0)
     return network
+
+
+def test_a_loop_of_ones_own_averages_equal_local_batches(trained):
+    output, _ = trained
+    x, y = data()
+    single = layers.Dense(3, input_shape=(64,), seed=1, dtype=np.float64)
+    prediction = single.forward(x[:16].reshape(16, -1) / 255)
+    single.backward(losses.softmax_cross_entropy_prime(y[:16], prediction), 0.1)
+    for rank in (0, 1):
+        np.testing.assert_allclose(np.load(output / f"manual-{rank}.npy"), single.weights,
+                                   rtol=1e-12, atol=1e-15)
 
 
 def test_only_rank_0_prints(trained):
