@@ -474,3 +474,25 @@ class Network:
 
     def __repr__(self):
         return f"Network({self.layers!r}, dtype={self.dtype.name})"
+
+    def export(self, path):
+        """Write the network as ONNX (``.onnx``, opset 17) or its weights under PyTorch's
+        names (``.safetensors``), by the suffix of ``path``; see fastcnn.export.export."""
+        from .export import export
+
+        export(self, path)
+
+    def to_torch(self):
+        """The equivalent ``torch.nn.Sequential``, weights copied; see
+        fastcnn.export.to_torch."""
+        from .export import to_torch
+
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module, input_shape=None):
+        """A Network computing what a ``torch.nn.Sequential`` does, weights copied; see
+        fastcnn.export.from_torch."""
+        from .export import from_torch
+
+        return from_torch(module, input_shape)
