@@ -6,9 +6,11 @@ Run as a script, this file is the worker torchrun starts in each process.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +105,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def torchrun_command(script, *arguments):
+    """torchrun starting ``script`` in two processes on 127.0.0.1."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        str(script), *arguments,
+    ]
+
+
 def local_environment():
     """The environment for torchrun on this machine only, one thread per process."""
     return dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
@@ -112,13 +123,8 @@ def local_environment():
 def trained(tmp_path_factory):
     pytest.importorskip("torch")
     output = tmp_path_factory.mktemp("distributed")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        __file__, str(output),
-    ]
     finished = subprocess.run(
-        command, env=local_environment(), capture_output=True, text=True, timeout=120
+        torchrun_command(__file__, str(output)), env=local_environment(), capture_output=True, text=True, timeout=120
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return output, finished.stdout
@@ -195,6 +201,29 @@ def test_rank_0_saves_a_network_that_loads_with_its_optimizer_state(trained):
     for name, value in parameters(saved).items():
         np.testing.assert_array_equal(value, distributed[name])
     assert isinstance(saved.optimizer, Adam)
+
+
+@pytest.mark.skipif(
+    not (hasattr(Network, "to_torch") and hasattr(Network, "from_torch")),
+    reason="the hand-over needs Network.to_torch and Network.from_torch (fastcnn.export)",
+)
+def test_the_handover_example_trains_with_fastcnn_then_ddp_and_comes_back():
+    pytest.importorskip("torch")
+    example = Path(__file__).resolve().parent.parent / "examples" / "handover_to_pytorch_ddp.py"
+    finished = subprocess.run(
+        torchrun_command(example, "--limit", "512", "--epochs", "1"),
+        env=local_environment(), capture_output=True, text=True, timeout=180,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    out = finished.stdout
+    for line in ("epoch 1/1", "fastcnn, 2 processes: test accuracy",
+                 "PyTorch DDP epoch 1/1", "PyTorch DDP, 2 processes: test accuracy"):
+        # Printed by rank 0 alone.
+        assert len(re.findall(f"^{line}", out, flags=re.MULTILINE)) == 1, out
+    torch_accuracy = re.search(r"PyTorch DDP, 2 processes: test accuracy ([\d.]+)", out)
+    back = re.search(r"back in fastcnn: test accuracy ([\d.]+).*outputs ([\d.e+-]+)", out)
+    assert back.group(1) == torch_accuracy.group(1), out
+    assert float(back.group(2)) < 1e-4, out
 
 
 def test_data_parallel_needs_an_initialised_process_group():
