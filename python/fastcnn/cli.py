@@ -1,4 +1,5 @@
-"""The command line: ``fastcnn train | evaluate | predict | bench`` (also ``python -m fastcnn``).
+"""The command line: ``fastcnn train | evaluate | predict | export | bench`` (also
+``python -m fastcnn``).
 
 ``fastcnn train`` trains write-up 004's SimpleCNN (or a LeNet-5 or an MLP) on
 Fashion-MNIST, holding out 1/12 of the training images (5,000 of 60,000) for
@@ -104,7 +105,7 @@ OPTIMIZERS = {
 LEARNING_RATES = {"sgd": 0.05, "momentum": 0.01, "adam": 0.001}
 
 
-COMMANDS = ("train", "evaluate", "predict", "bench")
+COMMANDS = ("train", "evaluate", "predict", "export", "bench")
 
 
 class CommandError(Exception):
@@ -224,6 +225,19 @@ def _parser():
     predict.add_argument("file", metavar="FILE",
                          help="images: .npy, IDX (.idx, -ubyte, .gz), or a .png/.jpg picture")
     predict.set_defaults(run=predict_command)
+
+    export = commands.add_parser(
+        "export",
+        help="write a saved model as ONNX or safetensors",
+        description="Write a saved model as an ONNX model (OUT ending in .onnx, opset 17, "
+        "input \"input\" of shape (batch, C, H, W) as the model was trained on, output "
+        "\"output\"; it takes the pixels scaled as the model's metadata \"pixels\" says, "
+        "x / 255 - 0.5 for models of fastcnn train) or its weights under PyTorch's "
+        "state_dict names (.safetensors).",
+    )
+    export.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
+    export.add_argument("out", metavar="OUT", help="the file to write: .onnx or .safetensors")
+    export.set_defaults(run=export_command)
 
     commands.add_parser(
         "bench",
@@ -663,4 +677,14 @@ def predict_command(args):
         first, second = order[0], order[1] if len(order) > 1 else order[0]
         print(f"{index:>5}  {names[first]:<{width}}  {row[first]:11.4f}  "
               f"{names[second]:<{width}}  {row[second]:11.4f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_command(args):
+    network = _load_model(args.model)
+    network.export(args.out)
+    print(f"Exported {args.model} to {args.out}")
     return 0

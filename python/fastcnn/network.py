@@ -93,6 +93,7 @@ class _Run:
     validation: object  # (x_val, y_val) or None
     history: History
     reporters: list
+    parallel: object  # a fastcnn.distributed.DataParallel optimizer, or None
     interrupt: _DeferredInterrupt = None
 
 
@@ -300,11 +301,18 @@ class Network:
             for layer in self.layers:
                 layer.optimizer = optimizer
 
+        # fastcnn.distributed.DataParallel: the same seed and parameters as rank 0.
+        parallel = self.optimizer if hasattr(self.optimizer, "shard") else None
+        if parallel is not None:
+            seed = parallel.common_seed(seed)
+            verbose = verbose if parallel.is_main_process else 0
         rng = self._prepare(x.shape[1:], seed)
+        if parallel is not None:
+            parallel.broadcast_parameters(self, x[:1])
         history = History()
         reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + list(callbacks)
         run = _Run(x, y, metrics.labels_from_targets(y), epochs, schedule, batch_size,
-                   bool(shuffle), rng, validation, history, reporters)
+                   bool(shuffle), rng, validation, history, reporters, parallel)
         for reporter in reporters:
             if hasattr(reporter, "set_network"):
                 reporter.set_network(self)
@@ -361,6 +369,13 @@ class Network:
             batch = slice(start, start + run.batch_size)
             if order is not None:
                 batch = order[batch]
+            if run.parallel is not None:  # this process's rows of the global batch
+                rows = np.arange(start, min(start + run.batch_size, count))
+                batch = run.parallel.shard(rows if order is None else batch)
+                if len(batch) == 0:  # none: join the others' gradient average
+                    run.parallel.join(self.layers, self.learning_rate)
+                    run.history.steps += 1
+                    continue
             x_batch = run.x[batch].astype(self.dtype, copy=False)
             y_batch = run.y[batch]
             output = self._forward(x_batch)
@@ -384,6 +399,8 @@ class Network:
         logs = {"loss": loss_sum / count}
         if correct is not None:
             logs["accuracy"] = correct / count
+        if run.parallel is not None:
+            logs = run.parallel.sum_over_processes(logs)
         if run.validation:
             scores = self.evaluate(*run.validation)
             logs["val_loss"] = scores["loss"]
@@ -535,3 +552,27 @@ class Network:
 
     def __repr__(self):
         return f"Network({self.layers!r}, dtype={self.dtype.name})"
+
+    # ------------------------------------------------------------------ hand-over
+
+    def export(self, path):
+        """Write the network as ONNX (``.onnx``, opset 17) or its weights under PyTorch's
+        names (``.safetensors``), by the suffix of ``path``; see fastcnn.export.export."""
+        from .export import export
+
+        export(self, path)
+
+    def to_torch(self):
+        """The equivalent ``torch.nn.Sequential``, weights copied; see
+        fastcnn.export.to_torch."""
+        from .export import to_torch
+
+        return to_torch(self)
+
+    @classmethod
+    def from_torch(cls, module, input_shape=None):
+        """A Network computing what a ``torch.nn.Sequential`` does, weights copied; see
+        fastcnn.export.from_torch."""
+        from .export import from_torch
+
+        return from_torch(module, input_shape)
