@@ -391,7 +391,8 @@ def test_torch_optimizers_without_a_counterpart_are_refused(images):
     with pytest.raises(ValueError, match=mentions("different optimizers")):
         export_module.to_torch_optimizer(network, module, learning_rate=0.1)
     network.layers[1].optimizer = optimizer
-    with pytest.raises(ValueError, match=mentions("is not the network's twin", "Linear", "Dense, Dense, Dense")):
+    twin = mentions("is not the network's twin", "Linear", "Dense, Dense, Dense")
+    with pytest.raises(ValueError, match=twin):
         export_module.to_torch_optimizer(network, torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.1)
 
 
@@ -476,7 +477,8 @@ class _BatchNorm(layers.Layer):
             self.running_var = np.ones(channels, x.dtype)
         shape = (1, -1) + (1,) * (x.ndim - 2)
         scale = self.gamma / np.sqrt(self.running_var + self.eps)
-        return (x - self.running_mean.reshape(shape)) * scale.reshape(shape) + self.beta.reshape(shape)
+        centred = x - self.running_mean.reshape(shape)
+        return centred * scale.reshape(shape) + self.beta.reshape(shape)
 
 
 class BatchNorm2D(_BatchNorm):
@@ -563,7 +565,8 @@ def test_batch_norm_and_global_pooling_in_torch(rng, tmp_path):
                            strict=True)
 
     if not hasattr(layers, "BatchNorm2D"):
-        with pytest.raises(ValueError, match=mentions("BatchNorm2d needs fastcnn.layers.BatchNorm2D")):
+        missing = mentions("BatchNorm2d needs fastcnn.layers.BatchNorm2D")
+        with pytest.raises(ValueError, match=missing):
             Network.from_torch(module)
         return
     again = Network.from_torch(module)

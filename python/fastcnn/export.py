@@ -143,8 +143,8 @@ _SIMPLE = {
     layers.Sigmoid: ("Sigmoid", "Sigmoid"),
 }
 _EXPORTABLE = (
-    "Convolutional, Dense, MaxPool2D, AvgPool2D, Flatten, Reshape, ReLU, Tanh, Sigmoid, "
-    "Softmax, Dropout, BatchNorm2D, BatchNorm1D, GlobalAvgPool2D"
+    "Convolutional", "Dense", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "ReLU", "Tanh",
+    "Sigmoid", "Softmax", "Dropout", "BatchNorm2D", "BatchNorm1D", "GlobalAvgPool2D",
 )
 
 
@@ -156,11 +156,7 @@ def _is(layer, name):
 
 
 def _check_exportable(index, layer):
-    if any(
-        type(layer) is kind
-        for kind in (layers.Convolutional, layers.Dense, layers.MaxPool2D, layers.AvgPool2D,
-                     layers.Flatten, layers.Reshape, layers.Softmax, layers.Dropout, *_SIMPLE)
-    ) or any(_is(layer, name) for name in ("BatchNorm2D", "BatchNorm1D", "GlobalAvgPool2D")):
+    if any(_is(layer, name) for name in _EXPORTABLE):
         return
     if type(layer) is layers.Activation:
         reason = (
@@ -171,7 +167,7 @@ def _check_exportable(index, layer):
         kind = type(layer)
         reason = (
             f"{kind.__module__}.{kind.__qualname__} is not one of the layers that can be "
-            f"exported ({_EXPORTABLE})"
+            f"exported ({', '.join(_EXPORTABLE)})"
         )
     raise ValueError(f"layer {index}, {layer!r}, cannot be exported: {reason}")
 
@@ -272,7 +268,9 @@ def _plan(index, layer, input_shape):
     if kind is layers.Reshape:
         # 0 copies the batch dimension of the input (ONNX Reshape, allowzero=0)
         node = _Node("Reshape", {f"layers.{index}.shape": np.array([0, *layer.shape], np.int64)})
-        modules = [_TorchModule("Flatten")] if len(input_shape) != 1 or len(layer.shape) == 1 else []
+        # Unflatten(1, shape) takes (N, features): flatten other inputs first
+        flatten = len(input_shape) != 1 or len(layer.shape) == 1
+        modules = [_TorchModule("Flatten")] if flatten else []
         if len(layer.shape) != 1:
             modules.append(
                 _TorchModule("Unflatten", {"dim": 1, "unflattened_size": layer.shape})
@@ -374,8 +372,9 @@ _SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
 def safetensors_bytes(network):
     """``state_dict(network)`` in the safetensors layout: an 8-byte little-endian header
     length, a JSON header (name -> dtype, shape, data_offsets; "__metadata__": format
-    "pt" and ``network.metadata`` as strings), padded with spaces to a multiple of 8 bytes, then the tensors'
-    little-endian bytes (https://github.com/huggingface/safetensors, "Format")."""
+    "pt" and ``network.metadata`` as strings) padded with spaces to a multiple of 8
+    bytes, then the tensors' little-endian bytes, back to back
+    (https://github.com/huggingface/safetensors, "Format")."""
     header = {"__metadata__": {**_metadata_strings(network), "format": "pt"}}
     chunks = []
     offset = 0
@@ -883,7 +882,8 @@ def _layer_from_torch(nn, name, child, following, rank):
         shape = tuple(child.unflattened_size)
         return layers.Reshape(shape), len(shape), 1
     if kind in (nn.ReLU, nn.Tanh, nn.Sigmoid):
-        return {nn.ReLU: layers.ReLU, nn.Tanh: layers.Tanh, nn.Sigmoid: layers.Sigmoid}[kind](), rank, 1
+        activation = {nn.ReLU: layers.ReLU, nn.Tanh: layers.Tanh, nn.Sigmoid: layers.Sigmoid}
+        return activation[kind](), rank, 1
     if kind is nn.Softmax:
         if child.dim not in (-1, rank):  # dim `rank` is the last axis of (N, *sample)
             raise _unsupported(
