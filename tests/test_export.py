@@ -7,6 +7,7 @@ ONNX bytes are also decoded here, so the writer is checked without any of them."
 import copy
 import json
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -645,3 +646,12 @@ def test_command_line_export_fails_in_one_line(arguments, message, images, tmp_p
     assert cli.main(["export", *arguments]) == 1
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1 and message in error
+
+
+def test_torch_functions_say_how_to_get_torch_when_it_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    network = Network([layers.Dense(2, input_shape=(3,))])
+    with pytest.raises(ImportError, match=mentions("needs PyTorch", "pip install torch")):
+        network.to_torch()
+    with pytest.raises(ImportError, match=mentions("needs PyTorch")):
+        Network.from_torch(object())
