@@ -350,7 +350,10 @@ def state_dict(network):
     running_mean, running_var and num_batches_tracked (int64). Raises ValueError as
     ``export`` does.
     """
-    plans, _ = _plans(network)
+    return _state_dict(_plans(network)[0])
+
+
+def _state_dict(plans):
     parameters, buffers = _torch_entries(plans)
     entries = {
         torch_name: _oriented(layer.parameters[name], transposed)
@@ -560,7 +563,7 @@ def to_torch(network):
                 arguments["dtype"] = dtype
             modules.append(module_class(**arguments))
     sequential = torch.nn.Sequential(*modules)
-    weights = {name: torch.from_numpy(array.copy()) for name, array in state_dict(network).items()}
+    weights = {name: torch.from_numpy(array.copy()) for name, array in _state_dict(plans).items()}
     sequential.load_state_dict(weights, strict=True)
     return sequential
 
