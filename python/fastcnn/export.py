@@ -127,14 +127,24 @@ class _Plan:
     modules: list
 
 
+# torch module class -> (fastcnn layer class, torch parameter -> (fastcnn parameter,
+# transposed?)); Linear.weight is (units, in), Dense.weights (in, units).
+_TORCH_PARAMETERS = {
+    "Conv2d": ("Convolutional", {"weight": ("kernels", False), "bias": ("biases", False)}),
+    "Linear": ("Dense", {"weight": ("weights", True), "bias": ("bias", False)}),
+    "BatchNorm2d": ("BatchNorm2D", {"weight": ("gamma", False), "bias": ("beta", False)}),
+    "BatchNorm1d": ("BatchNorm1D", {"weight": ("gamma", False), "bias": ("beta", False)}),
+}
+
+
 _SIMPLE = {
     layers.ReLU: ("Relu", "ReLU"),
     layers.Tanh: ("Tanh", "Tanh"),
     layers.Sigmoid: ("Sigmoid", "Sigmoid"),
 }
 _EXPORTABLE = (
-    "Convolutional, Dense, MaxPool2D, AvgPool2D, Flatten, Reshape, ReLU, Tanh, Sigmoid, "
-    "Softmax, Dropout, BatchNorm2D, BatchNorm1D, GlobalAvgPool2D"
+    "Convolutional", "Dense", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "ReLU", "Tanh",
+    "Sigmoid", "Softmax", "Dropout", "BatchNorm2D", "BatchNorm1D", "GlobalAvgPool2D",
 )
 
 
@@ -146,11 +156,7 @@ def _is(layer, name):
 
 
 def _check_exportable(index, layer):
-    if any(
-        type(layer) is kind
-        for kind in (layers.Convolutional, layers.Dense, layers.MaxPool2D, layers.AvgPool2D,
-                     layers.Flatten, layers.Reshape, layers.Softmax, layers.Dropout, *_SIMPLE)
-    ) or any(_is(layer, name) for name in ("BatchNorm2D", "BatchNorm1D", "GlobalAvgPool2D")):
+    if any(_is(layer, name) for name in _EXPORTABLE):
         return
     if type(layer) is layers.Activation:
         reason = (
@@ -161,7 +167,7 @@ def _check_exportable(index, layer):
         kind = type(layer)
         reason = (
             f"{kind.__module__}.{kind.__qualname__} is not one of the layers that can be "
-            f"exported ({_EXPORTABLE})"
+            f"exported ({', '.join(_EXPORTABLE)})"
         )
     raise ValueError(f"layer {index}, {layer!r}, cannot be exported: {reason}")
 
@@ -232,7 +238,7 @@ def _plan(index, layer, input_shape):
             {"in_channels": kernels.shape[1], "out_channels": layer.depth,
              "kernel_size": layer.kernel_size, "stride": layer.stride,
              "padding": layer.padding},
-            {"weight": ("kernels", False), "bias": ("biases", False)},
+            _TORCH_PARAMETERS["Conv2d"][1],
         )
         return _Plan(layer, [node], [module])
     if kind is layers.Dense:
@@ -243,7 +249,7 @@ def _plan(index, layer, input_shape):
         module = _TorchModule(
             "Linear",
             {"in_features": weights.shape[0], "out_features": layer.units},
-            {"weight": ("weights", True), "bias": ("bias", False)},
+            _TORCH_PARAMETERS["Linear"][1],
         )
         return _Plan(layer, [node], [module])
     if kind in (layers.MaxPool2D, layers.AvgPool2D):
@@ -262,7 +268,9 @@ def _plan(index, layer, input_shape):
     if kind is layers.Reshape:
         # 0 copies the batch dimension of the input (ONNX Reshape, allowzero=0)
         node = _Node("Reshape", {f"layers.{index}.shape": np.array([0, *layer.shape], np.int64)})
-        modules = [_TorchModule("Flatten")] if len(input_shape) != 1 or len(layer.shape) == 1 else []
+        # Unflatten(1, shape) takes (N, features): flatten other inputs first
+        flatten = len(input_shape) != 1 or len(layer.shape) == 1
+        modules = [_TorchModule("Flatten")] if flatten else []
         if len(layer.shape) != 1:
             modules.append(
                 _TorchModule("Unflatten", {"dim": 1, "unflattened_size": layer.shape})
@@ -301,11 +309,12 @@ def _batch_norm_plan(index, layer):
         {"epsilon": float(layer.eps), "momentum": 1 - float(layer.momentum)},
     )
     tracked = np.array(getattr(layer, "num_batches_tracked", 0), np.int64)
+    kind = "BatchNorm2d" if _is(layer, "BatchNorm2D") else "BatchNorm1d"
     module = _TorchModule(
-        "BatchNorm2d" if _is(layer, "BatchNorm2D") else "BatchNorm1d",
+        kind,
         {"num_features": gamma.shape[0], "eps": float(layer.eps),
          "momentum": float(layer.momentum)},
-        {"weight": ("gamma", False), "bias": ("beta", False)},
+        _TORCH_PARAMETERS[kind][1],
         {"running_mean": mean, "running_var": variance, "num_batches_tracked": tracked},
     )
     return _Plan(layer, [node], [module])
@@ -341,7 +350,10 @@ def state_dict(network):
     running_mean, running_var and num_batches_tracked (int64). Raises ValueError as
     ``export`` does.
     """
-    plans, _ = _plans(network)
+    return _state_dict(_plans(network)[0])
+
+
+def _state_dict(plans):
     parameters, buffers = _torch_entries(plans)
     entries = {
         torch_name: _oriented(layer.parameters[name], transposed)
@@ -363,8 +375,9 @@ _SAFETENSORS_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64",
 def safetensors_bytes(network):
     """``state_dict(network)`` in the safetensors layout: an 8-byte little-endian header
     length, a JSON header (name -> dtype, shape, data_offsets; "__metadata__": format
-    "pt" and ``network.metadata`` as strings), padded with spaces to a multiple of 8 bytes, then the tensors'
-    little-endian bytes (https://github.com/huggingface/safetensors, "Format")."""
+    "pt" and ``network.metadata`` as strings) padded with spaces to a multiple of 8
+    bytes, then the tensors' little-endian bytes, back to back
+    (https://github.com/huggingface/safetensors, "Format")."""
     header = {"__metadata__": {**_metadata_strings(network), "format": "pt"}}
     chunks = []
     offset = 0
@@ -550,36 +563,41 @@ def to_torch(network):
                 arguments["dtype"] = dtype
             modules.append(module_class(**arguments))
     sequential = torch.nn.Sequential(*modules)
-    weights = {name: torch.from_numpy(array.copy()) for name, array in state_dict(network).items()}
+    weights = {name: torch.from_numpy(array.copy()) for name, array in _state_dict(plans).items()}
     sequential.load_state_dict(weights, strict=True)
     return sequential
 
 
 def _torch_pairs(network, module):
-    """(torch Parameter of ``module``, layer, fastcnn name, transposed?) for every
-    parameter of ``network``; ``module`` must be to_torch(network)'s twin."""
-    plans, _ = _plans(network)
-    entries, _ = _torch_entries(plans)
-    torch_parameters = dict(module.named_parameters())
-    names = [entry[0] for entry in entries]
-    # A Linear or Conv2d without bias has one parameter less than its fastcnn layer.
-    if not set(torch_parameters) <= set(names):
+    """(torch Parameter, layer, fastcnn name, transposed?) for every parameter of
+    ``module``, the network's torch twin (made by ``to_torch`` or given to
+    ``from_torch``): its modules with parameters and the network's layers with
+    parameters correspond in order."""
+    children = [(name, child) for name, child in module.named_children()
+                if next(child.parameters(), None) is not None]
+    trained = [layer for layer in network.layers if layer.parameters]
+    kinds = [type(child).__name__ for _, child in children]
+    if len(children) != len(trained) or any(
+        kind not in _TORCH_PARAMETERS or not _is(layer, _TORCH_PARAMETERS[kind][0])
+        for kind, layer in zip(kinds, trained)
+    ):
         raise ValueError(
-            f"the torch module's parameters ({', '.join(torch_parameters)}) are not "
-            f"those of to_torch(network) ({', '.join(names) or 'none'})"
+            f"the torch module is not the network's twin: its modules with parameters "
+            f"({', '.join(kinds) or 'none'}) do not match the network's layers with "
+            f"parameters ({', '.join(type(layer).__name__ for layer in trained) or 'none'})"
         )
     pairs = []
-    for torch_name, layer, name, transposed in entries:
-        parameter = torch_parameters.get(torch_name)
-        if parameter is None:
-            continue
-        expected = _oriented(layer.parameters[name], transposed).shape
-        if tuple(parameter.shape) != expected:
-            raise ValueError(
-                f"the torch parameter {torch_name} has shape {tuple(parameter.shape)}, "
-                f"but the network's {name} gives {expected}"
-            )
-        pairs.append((parameter, layer, name, transposed))
+    for (child_name, child), layer in zip(children, trained):
+        names = _TORCH_PARAMETERS[type(child).__name__][1]
+        for torch_name, parameter in child.named_parameters(recurse=False):
+            name, transposed = names[torch_name]
+            expected = _oriented(layer.parameters[name], transposed).shape
+            if tuple(parameter.shape) != expected:
+                raise ValueError(
+                    f"the torch parameter {child_name}.{torch_name} has shape "
+                    f"{tuple(parameter.shape)}, but the network's {name} gives {expected}"
+                )
+            pairs.append((parameter, layer, name, transposed))
     return pairs
 
 
@@ -648,14 +666,17 @@ def to_torch_optimizer(network, module, learning_rate):
         state = _optimizer_states(layer).get(name)
         if not state:
             continue
+
+        def tensor(key):  # a copy: the two optimizers must not share their buffers
+            return torch.tensor(_oriented(state[key], transposed))
+
         if "velocity" in state:
-            velocity = _oriented(state["velocity"], transposed)
-            result.state[parameter] = {"momentum_buffer": torch.from_numpy(velocity)}
+            result.state[parameter] = {"momentum_buffer": tensor("velocity")}
         elif "step" in state:
             result.state[parameter] = {
                 "step": torch.tensor(float(state["step"]), dtype=torch.float32),
-                "exp_avg": torch.from_numpy(_oriented(state["mean"], transposed)),
-                "exp_avg_sq": torch.from_numpy(_oriented(state["square_mean"], transposed)),
+                "exp_avg": tensor("mean"),
+                "exp_avg_sq": tensor("square_mean"),
             }
     return result
 
@@ -802,24 +823,20 @@ def _new_layer(name, child, class_name, **arguments):
     return layer_class(**arguments)
 
 
-def _check_zero(name, child, what, value):
+def _check_all(name, child, what, value, expected):
+    """Refuse a module whose ``what`` (a number or a tuple of them) is not ``expected``."""
     values = value if isinstance(value, tuple) else (value,)
-    if any(v != 0 for v in values):
-        raise _unsupported(name, child, f"with {what} {value}")
-
-
-def _check_one(name, child, what, value):
-    values = value if isinstance(value, tuple) else (value,)
-    if any(v != 1 for v in values):
-        raise _unsupported(name, child, f"with {what} {value}")
+    if any(v != expected for v in values):
+        shown = values[0] if len(set(values)) == 1 else value  # "dilation 2" for (2, 2)
+        raise _unsupported(name, child, f"with {what} {shown}")
 
 
 def _layer_from_torch(nn, name, child, following, rank):
     """(the fastcnn layer or None, the sample rank after it, how many modules it took)."""
     kind = type(child)
     if kind is nn.Conv2d:
-        _check_one(name, child, "dilation", child.dilation)
-        _check_one(name, child, "groups", child.groups)
+        _check_all(name, child, "dilation", child.dilation, 1)
+        _check_all(name, child, "groups", child.groups, 1)
         if isinstance(child.padding, str):
             raise _unsupported(name, child, f"with padding={child.padding!r}")
         if child.padding_mode != "zeros":
@@ -838,11 +855,11 @@ def _layer_from_torch(nn, name, child, following, rank):
                       else np.zeros(child.out_features, layer.weights.dtype))
         return layer, 1, 1
     if kind in (nn.MaxPool2d, nn.AvgPool2d):
-        _check_zero(name, child, "padding", child.padding)
+        _check_all(name, child, "padding", child.padding, 0)
         if child.ceil_mode:
             raise _unsupported(name, child, "with ceil_mode=True")
         if kind is nn.MaxPool2d:
-            _check_one(name, child, "dilation", child.dilation)
+            _check_all(name, child, "dilation", child.dilation, 1)
             if child.return_indices:
                 raise _unsupported(name, child, "with return_indices=True")
             layer_class = layers.MaxPool2D
@@ -864,7 +881,8 @@ def _layer_from_torch(nn, name, child, following, rank):
         shape = tuple(child.unflattened_size)
         return layers.Reshape(shape), len(shape), 1
     if kind in (nn.ReLU, nn.Tanh, nn.Sigmoid):
-        return {nn.ReLU: layers.ReLU, nn.Tanh: layers.Tanh, nn.Sigmoid: layers.Sigmoid}[kind](), rank, 1
+        activation = {nn.ReLU: layers.ReLU, nn.Tanh: layers.Tanh, nn.Sigmoid: layers.Sigmoid}
+        return activation[kind](), rank, 1
     if kind is nn.Softmax:
         if child.dim not in (-1, rank):  # dim `rank` is the last axis of (N, *sample)
             raise _unsupported(
