@@ -186,8 +186,8 @@ class Network:
             next_shape = getattr(layer, "compute_output_shape", None)
             if next_shape is None:  # a layer of one's own: the rest build on first use
                 break
-            if getattr(layer, "input_shape", "") is None:
-                layer.build(shape)
+            if getattr(layer, "input_shape", "") is None and not layer.parameters:
+                layer.build(shape)  # not built yet (weights set by hand count as built)
             shape = tuple(next_shape(shape))
         return self
 
@@ -482,7 +482,7 @@ class Network:
                 shape = tuple(np.asarray(probe.forward(np.zeros((1, *shape), self.dtype))).shape[1:])
             else:
                 probe = layer
-                if getattr(layer, "input_shape", "") is None:  # count on a built copy
+                if getattr(layer, "input_shape", "") is None and not layer.parameters:
                     probe = copy.deepcopy(layer)
                     probe.build(shape)
                 shape = tuple(layer.compute_output_shape(shape))
