@@ -35,22 +35,12 @@ FORMAT = "fastcnn.Network"
 FORMAT_VERSION = 1
 DESCRIPTION_KEY = "network.json"
 
+# fastcnn's built-in layers, by name: what layers.py exports (a new layer there is
+# saved and loaded without a change here).
 _LAYER_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        layers.Dense,
-        layers.Convolutional,
-        layers.MaxPool2D,
-        layers.AvgPool2D,
-        layers.Flatten,
-        layers.Reshape,
-        layers.Activation,
-        layers.ReLU,
-        layers.Tanh,
-        layers.Sigmoid,
-        layers.Softmax,
-        layers.Dropout,
-    )
+    name: cls
+    for name, cls in ((name, getattr(layers, name)) for name in layers.__all__)
+    if isinstance(cls, type) and issubclass(cls, layers.Layer) and cls is not layers.Layer
 }
 _OPTIMIZER_CLASSES = {
     cls.__name__: cls for cls in (optimizers.GradientDescent, optimizers.SGD, optimizers.Adam)
