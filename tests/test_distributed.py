@@ -87,6 +87,13 @@ def train_distributed(output_dir):
                  optimizer=RecordingRows("sgd"), verbose=0)
     np.savez(os.path.join(output_dir, f"unseeded-{rank}.npz"), **parameters(unseeded))
     np.save(os.path.join(output_dir, f"rows-{rank}.npy"), RecordingRows.rows)
+    # Each process with its own, different number of samples: refused on every one.
+    try:
+        small_cnn().fit(x[: 20 + rank], y[: 20 + rank], 1, LEARNING_RATE,
+                        optimizer=DataParallel("sgd"), verbose=0)
+    except ValueError as error:
+        with open(os.path.join(output_dir, f"refused-{rank}.txt"), "w") as file:
+            file.write(str(error))
     # A loop of one's own: each process steps on its half of the same 16 rows.
     manual = layers.Dense(3, input_shape=(64,), seed=1, dtype=np.float64)
     manual.optimizer = DataParallel("gd")
@@ -176,6 +183,13 @@ def untrained(x, seed):
     network = small_cnn()
     network.fit(x[:1], np.zeros(1, dtype=np.int64), 1, 0.0, seed=seed, verbose=0)
     return network
+
+
+def test_processes_given_different_sample_counts_all_refuse_to_start(trained):
+    output, _ = trained
+    for rank in (0, 1):
+        message = (output / f"refused-{rank}.txt").read_text()
+        assert f"this one has {20 + rank}, others between 20 and 21" in message
 
 
 def test_a_loop_of_ones_own_averages_equal_local_batches(trained):

@@ -193,11 +193,22 @@ class DataParallel(Optimizer):
         self._dist.broadcast(buffer, self._source, group=self.group)
         return int(buffer[0])
 
-    def broadcast_parameters(self, network, sample):
-        """Build any unbuilt layer (a forward pass of ``sample``, one or more input
-        rows), copy rank 0's parameters into every process's layers, and count the
-        parameters one step updates."""
-        network.predict(sample)
+    def start(self, network, x):
+        """Before ``fit``'s first step: check that every process got the same number
+        of samples ``x`` (N, ...), build any unbuilt layer (a forward pass of one
+        sample), copy rank 0's parameters into every process's layers, and count the
+        parameters one step updates. Raises ValueError on every process when the
+        sample counts differ (they would not agree on the number of steps)."""
+        counts = self._torch.tensor([len(x), -len(x)], dtype=self._torch.int64)
+        self._dist.all_reduce(counts, op=self._dist.ReduceOp.MAX, group=self.group)
+        most, fewest = int(counts[0]), -int(counts[1])
+        if most != fewest:
+            raise ValueError(
+                f"every process must give fit the same samples: this one has {len(x)}, "
+                f"others between {fewest} and {most} (DataParallel deals out the rows "
+                "of each batch itself)"
+            )
+        network.predict(x[:1])
         self._pending = []  # anything left by a fit that stopped on an error
         self._parameters_per_step = sum(
             len(getattr(layer, "parameters", {})) for layer in network.layers
