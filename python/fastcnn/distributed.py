@@ -30,8 +30,9 @@ with ``torch.distributed.all_reduce`` (on the NumPy array's own memory, through
 wait until the end of the backward pass; that changes nothing, because a layer's
 backward reads only its own parameters, before handing over its gradients (a layer of
 one's own must do the same). ``fit`` also asks the wrapper for this process's rows of
-each global batch (``shard``), so the same arrays, shuffle seed and ``batch_size`` mean
-the same global batches everywhere.
+each global batch (``shard``): every process gives ``fit`` the whole data set, the same
+arrays, and the same shuffle seed and ``batch_size`` then mean the same global batches
+everywhere (a process with a different number of samples is refused at the start).
 
 The average is over samples, not processes: the loss gradient carries 1/N of the local
 batch (fastcnn.losses), so each process weighs its gradient by N_local / N_global before
@@ -44,12 +45,14 @@ separate all-reduces, one per parameter, took about 7 ms), plus one copy of the
 gradients into the buffer.
 
 What differs from one process: Dropout draws its masks per process (the same seed on
-every process, different rows), and ``fit``'s ``callbacks`` see this process's share
-of each batch ("size" is the local count). The epoch's "loss" and "accuracy" are summed
+every process, different rows); a layer that computes statistics over the batch sees
+only this process's rows, as under PyTorch's DistributedDataParallel; and ``fit``'s
+``callbacks`` see this process's share of each batch ("size" is the local count). The epoch's "loss" and "accuracy" are summed
 over the processes, so every process's History holds the global figures; only rank 0
 prints. A layer of one's own must update its parameters through
 ``update_parameters`` (as the built-in ones do), or its copies drift apart. Ctrl-C
-under torchrun stops every process.
+under torchrun ends every process at once (not after the current step, as ``fit``
+does in one process), and so does an error in any one of them.
 """
 
 import numpy as np
