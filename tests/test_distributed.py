@@ -72,8 +72,9 @@ def train_distributed(output_dir):
         loss=history["loss"], accuracy=history["accuracy"], steps=history.steps,
         **parameters(seeded),
     )
-    # No seed and layers built at construction: each process starts elsewhere, and
-    # DataParallel must still bring them to rank 0's start and one shuffle order.
+    # No seed, and a first layer built at construction from its own random generator:
+    # each process starts elsewhere, and DataParallel must still bring them to rank
+    # 0's start and one shuffle order.
     class RecordingRows(DataParallel):
         rows = []
 
@@ -123,7 +124,8 @@ def torchrun_command(script, *arguments):
 
 def local_environment():
     """The environment for torchrun on this machine only, one thread per process."""
-    return dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    return dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1",
+                FASTCNN_NUM_THREADS="1")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,8 @@ def trained(tmp_path_factory):
     pytest.importorskip("torch")
     output = tmp_path_factory.mktemp("distributed")
     finished = subprocess.run(
-        torchrun_command(__file__, str(output)), env=local_environment(), capture_output=True, text=True, timeout=120
+        torchrun_command(__file__, str(output)), env=local_environment(),
+        capture_output=True, text=True, timeout=120,
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return output, finished.stdout
@@ -208,13 +211,24 @@ def test_only_rank_0_prints(trained):
     assert stdout.count(f"epoch 1/{EPOCHS}") == 1
 
 
-def test_rank_0_saves_a_network_that_loads_with_its_optimizer_state(trained):
+def test_rank_0_saves_a_network_that_continues_with_its_adam_state(trained):
     output, _ = trained
     saved = Network.load(output / "seeded.npz")
     distributed = load(output / "seeded-0.npz")
     for name, value in parameters(saved).items():
         np.testing.assert_array_equal(value, distributed[name])
     assert isinstance(saved.optimizer, Adam)
+    # One more epoch from the saved file and from a single process's network with
+    # Adam's moments after the same steps: the same only if unwrap kept the moments.
+    x, y = data()
+    single = small_cnn()
+    single.fit(x, y, EPOCHS, LEARNING_RATE, batch_size=BATCH_SIZE, optimizer=Adam(),
+               seed=0, verbose=0)
+    for network in (saved, single):
+        network.fit(x, y, 1, LEARNING_RATE, batch_size=BATCH_SIZE, seed=1, verbose=0)
+    for name, value in parameters(single).items():
+        np.testing.assert_allclose(parameters(saved)[name], value, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
 
 
 @pytest.mark.skipif(

@@ -57,6 +57,7 @@ does in one process), and so does an error in any one of them.
 
 import numpy as np
 
+from . import optimizers as _optimizers
 from .optimizers import Optimizer
 
 __all__ = ["DataParallel", "is_main_process", "unwrap"]
@@ -107,9 +108,7 @@ class DataParallel(Optimizer):
     """
 
     def __init__(self, optimizer, group=None):
-        from . import optimizers
-
-        optimizer = optimizers.get(optimizer)
+        optimizer = _optimizers.get(optimizer)
         if isinstance(optimizer, DataParallel):
             raise TypeError("DataParallel wraps a plain optimizer, got another DataParallel")
         self._torch, self._dist = _torch_distributed()
