@@ -262,6 +262,8 @@ def test_data_parallel_needs_an_initialised_process_group():
         pytest.skip("a process group is already initialised in this process")
     with pytest.raises(RuntimeError, match="init_process_group"):
         DataParallel(Adam())
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
+        DataParallel("adamw")
     assert is_main_process()
 
 

@@ -103,8 +103,8 @@ class DataParallel(Optimizer):
     across the processes.
 
     Raises ImportError without PyTorch, RuntimeError when the process group is not
-    initialised, TypeError when ``optimizer`` is not an Optimizer (or is a
-    DataParallel itself).
+    initialised, ValueError when ``optimizer`` is neither an Optimizer nor one of
+    fastcnn.optimizers' names, TypeError when it is a DataParallel itself.
     """
 
     def __init__(self, optimizer, group=None):
