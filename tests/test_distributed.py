@@ -72,8 +72,9 @@ def train_distributed(output_dir):
         loss=history["loss"], accuracy=history["accuracy"], steps=history.steps,
         **parameters(seeded),
     )
-    # No seed and layers built at construction: each process starts elsewhere, and
-    # DataParallel must still bring them to rank 0's start and one shuffle order.
+    # No seed, and a first layer built at construction from its own random generator:
+    # each process starts elsewhere, and DataParallel must still bring them to rank
+    # 0's start and one shuffle order.
     class RecordingRows(DataParallel):
         rows = []
 
@@ -87,6 +88,13 @@ def train_distributed(output_dir):
                  optimizer=RecordingRows("sgd"), verbose=0)
     np.savez(os.path.join(output_dir, f"unseeded-{rank}.npz"), **parameters(unseeded))
     np.save(os.path.join(output_dir, f"rows-{rank}.npy"), RecordingRows.rows)
+    # Each process with its own, different number of samples: refused on every one.
+    try:
+        small_cnn().fit(x[: 20 + rank], y[: 20 + rank], 1, LEARNING_RATE,
+                        optimizer=DataParallel("sgd"), verbose=0)
+    except ValueError as error:
+        with open(os.path.join(output_dir, f"refused-{rank}.txt"), "w") as file:
+            file.write(str(error))
     # A loop of one's own: each process steps on its half of the same 16 rows.
     manual = layers.Dense(3, input_shape=(64,), seed=1, dtype=np.float64)
     manual.optimizer = DataParallel("gd")
@@ -116,7 +124,8 @@ def torchrun_command(script, *arguments):
 
 def local_environment():
     """The environment for torchrun on this machine only, one thread per process."""
-    return dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    return dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1",
+                FASTCNN_NUM_THREADS="1")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +133,8 @@ def trained(tmp_path_factory):
     pytest.importorskip("torch")
     output = tmp_path_factory.mktemp("distributed")
     finished = subprocess.run(
-        torchrun_command(__file__, str(output)), env=local_environment(), capture_output=True, text=True, timeout=120
+        torchrun_command(__file__, str(output)), env=local_environment(),
+        capture_output=True, text=True, timeout=120,
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return output, finished.stdout
@@ -178,6 +188,13 @@ def untrained(x, seed):
     return network
 
 
+def test_processes_given_different_sample_counts_all_refuse_to_start(trained):
+    output, _ = trained
+    for rank in (0, 1):
+        message = (output / f"refused-{rank}.txt").read_text()
+        assert f"this one has {20 + rank}, others between 20 and 21" in message
+
+
 def test_a_loop_of_ones_own_averages_equal_local_batches(trained):
     output, _ = trained
     x, y = data()
@@ -194,13 +211,24 @@ def test_only_rank_0_prints(trained):
     assert stdout.count(f"epoch 1/{EPOCHS}") == 1
 
 
-def test_rank_0_saves_a_network_that_loads_with_its_optimizer_state(trained):
+def test_rank_0_saves_a_network_that_continues_with_its_adam_state(trained):
     output, _ = trained
     saved = Network.load(output / "seeded.npz")
     distributed = load(output / "seeded-0.npz")
     for name, value in parameters(saved).items():
         np.testing.assert_array_equal(value, distributed[name])
     assert isinstance(saved.optimizer, Adam)
+    # One more epoch from the saved file and from a single process's network with
+    # Adam's moments after the same steps: the same only if unwrap kept the moments.
+    x, y = data()
+    single = small_cnn()
+    single.fit(x, y, EPOCHS, LEARNING_RATE, batch_size=BATCH_SIZE, optimizer=Adam(),
+               seed=0, verbose=0)
+    for network in (saved, single):
+        network.fit(x, y, 1, LEARNING_RATE, batch_size=BATCH_SIZE, seed=1, verbose=0)
+    for name, value in parameters(single).items():
+        np.testing.assert_allclose(parameters(saved)[name], value, rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
 
 
 @pytest.mark.skipif(
@@ -234,6 +262,8 @@ def test_data_parallel_needs_an_initialised_process_group():
         pytest.skip("a process group is already initialised in this process")
     with pytest.raises(RuntimeError, match="init_process_group"):
         DataParallel(Adam())
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
+        DataParallel("adamw")
     assert is_main_process()
 
 

@@ -30,8 +30,9 @@ with ``torch.distributed.all_reduce`` (on the NumPy array's own memory, through
 wait until the end of the backward pass; that changes nothing, because a layer's
 backward reads only its own parameters, before handing over its gradients (a layer of
 one's own must do the same). ``fit`` also asks the wrapper for this process's rows of
-each global batch (``shard``), so the same arrays, shuffle seed and ``batch_size`` mean
-the same global batches everywhere.
+each global batch (``shard``): every process gives ``fit`` the whole data set, the same
+arrays, and the same shuffle seed and ``batch_size`` then mean the same global batches
+everywhere (a process with a different number of samples is refused at the start).
 
 The average is over samples, not processes: the loss gradient carries 1/N of the local
 batch (fastcnn.losses), so each process weighs its gradient by N_local / N_global before
@@ -44,16 +45,19 @@ separate all-reduces, one per parameter, took about 7 ms), plus one copy of the
 gradients into the buffer.
 
 What differs from one process: Dropout draws its masks per process (the same seed on
-every process, different rows), and ``fit``'s ``callbacks`` see this process's share
-of each batch ("size" is the local count). The epoch's "loss" and "accuracy" are summed
+every process, different rows); a layer that computes statistics over the batch sees
+only this process's rows, as under PyTorch's DistributedDataParallel; and ``fit``'s
+``callbacks`` see this process's share of each batch ("size" is the local count). The epoch's "loss" and "accuracy" are summed
 over the processes, so every process's History holds the global figures; only rank 0
 prints. A layer of one's own must update its parameters through
 ``update_parameters`` (as the built-in ones do), or its copies drift apart. Ctrl-C
-under torchrun stops every process.
+under torchrun ends every process at once (not after the current step, as ``fit``
+does in one process), and so does an error in any one of them.
 """
 
 import numpy as np
 
+from . import optimizers as _optimizers
 from .optimizers import Optimizer
 
 __all__ = ["DataParallel", "is_main_process", "unwrap"]
@@ -99,14 +103,12 @@ class DataParallel(Optimizer):
     across the processes.
 
     Raises ImportError without PyTorch, RuntimeError when the process group is not
-    initialised, TypeError when ``optimizer`` is not an Optimizer (or is a
-    DataParallel itself).
+    initialised, ValueError when ``optimizer`` is neither an Optimizer nor one of
+    fastcnn.optimizers' names, TypeError when it is a DataParallel itself.
     """
 
     def __init__(self, optimizer, group=None):
-        from . import optimizers
-
-        optimizer = optimizers.get(optimizer)
+        optimizer = _optimizers.get(optimizer)
         if isinstance(optimizer, DataParallel):
             raise TypeError("DataParallel wraps a plain optimizer, got another DataParallel")
         self._torch, self._dist = _torch_distributed()
@@ -193,11 +195,22 @@ class DataParallel(Optimizer):
         self._dist.broadcast(buffer, self._source, group=self.group)
         return int(buffer[0])
 
-    def broadcast_parameters(self, network, sample):
-        """Build any unbuilt layer (a forward pass of ``sample``, one or more input
-        rows), copy rank 0's parameters into every process's layers, and count the
-        parameters one step updates."""
-        network.predict(sample)
+    def start(self, network, x):
+        """Before ``fit``'s first step: check that every process got the same number
+        of samples ``x`` (N, ...), build any unbuilt layer (a forward pass of one
+        sample), copy rank 0's parameters into every process's layers, and count the
+        parameters one step updates. Raises ValueError on every process when the
+        sample counts differ (they would not agree on the number of steps)."""
+        counts = self._torch.tensor([len(x), -len(x)], dtype=self._torch.int64)
+        self._dist.all_reduce(counts, op=self._dist.ReduceOp.MAX, group=self.group)
+        most, fewest = int(counts[0]), -int(counts[1])
+        if most != fewest:
+            raise ValueError(
+                f"every process must give fit the same samples: this one has {len(x)}, "
+                f"others between {fewest} and {most} (DataParallel deals out the rows "
+                "of each batch itself)"
+            )
+        network.predict(x[:1])
         self._pending = []  # anything left by a fit that stopped on an error
         self._parameters_per_step = sum(
             len(getattr(layer, "parameters", {})) for layer in network.layers

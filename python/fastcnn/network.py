@@ -308,7 +308,7 @@ class Network:
             verbose = verbose if parallel.is_main_process else 0
         rng = self._prepare(x.shape[1:], seed)
         if parallel is not None:
-            parallel.broadcast_parameters(self, x[:1])
+            parallel.start(self, x)
         history = History()
         reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + list(callbacks)
         run = _Run(x, y, metrics.labels_from_targets(y), epochs, schedule, batch_size,
