@@ -366,9 +366,17 @@ class Dense(Layer):
         return {"weights": (inputs, self.units), "bias": (self.units,)}
 
     def build(self, input_shape):
-        """Create the parameters for samples of shape (in,)."""
+        """Record samples of shape (in,) and create the parameters for them, unless
+        they exist already (set by hand or loaded), in which case they must fit."""
         self.input_shape = _checks.sample_shape("Dense input_shape", input_shape, 1)
         (inputs,) = self.input_shape
+        if self.weights is not None:
+            if self.weights.shape[0] != inputs:
+                raise ValueError(
+                    f"Dense has weights for {self.weights.shape[0]} input features, "
+                    f"got samples of {inputs}"
+                )
+            return
         self.weights = _initial_weights(
             self.rng, self.init, (inputs, self.units), inputs, self.units, self.dtype
         )
@@ -486,11 +494,19 @@ class Convolutional(Layer):
         }
 
     def build(self, input_shape):
-        """Create the parameters for samples of shape (C, H, W)."""
+        """Record samples of shape (C, H, W) and create the parameters for them, unless
+        they exist already (set by hand or loaded), in which case they must fit."""
         input_shape = _image_shape("Convolutional", input_shape)
         self.output_shape = self.compute_output_shape(input_shape)
         self.input_shape = input_shape
         channels = input_shape[0]
+        if self.kernels is not None:
+            if self.kernels.shape[1] != channels:
+                raise ValueError(
+                    f"Convolutional has kernels for {self.kernels.shape[1]} input channels, "
+                    f"got samples of shape {input_shape}"
+                )
+            return
         area = self.kernel_size[0] * self.kernel_size[1]
         self.kernels = _initial_weights(
             self.rng,

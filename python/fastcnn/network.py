@@ -186,8 +186,8 @@ class Network:
             next_shape = getattr(layer, "compute_output_shape", None)
             if next_shape is None:  # a layer of one's own: the rest build on first use
                 break
-            if getattr(layer, "input_shape", "") is None and not layer.parameters:
-                layer.build(shape)  # not built yet (weights set by hand count as built)
+            if getattr(layer, "input_shape", "") is None:
+                layer.build(shape)  # keeps weights set by hand, records the shape
             shape = tuple(next_shape(shape))
         return self
 
