@@ -115,31 +115,30 @@ def rewrite_description(path, change):
             archive.writestr(name, data)
 
 
-def test_a_declared_input_shape_that_disagrees_with_the_layers_is_refused(tmp_path):
+def saved_small_cnn(tmp_path):
     network = Network([layers.Convolutional(2, 3), layers.Flatten(), layers.Dense(3)])
     network.use("softmax_cross_entropy").build((1, 8, 8))
     path = tmp_path / "m.npz"
     network.save(path)
-
-    def huge(description):
-        description["input_shape"] = [1, 30000, 30000]
-
-    rewrite_description(path, huge)
-    with pytest.raises(ValueError, match=r"m\.npz.*\(1, 8, 8\).*\(1, 30000, 30000\)"):
-        Network.load(path)
+    return path
 
 
-def test_a_layer_whose_declared_shape_breaks_the_chain_is_refused(tmp_path):
-    network = Network([layers.Convolutional(2, 3), layers.Flatten(), layers.Dense(3)])
-    network.use("softmax_cross_entropy").build((1, 8, 8))
-    path = tmp_path / "m.npz"
-    network.save(path)
+def declare_huge_input(description):
+    description["input_shape"] = [1, 30000, 30000]
 
-    def flatten_lies(description):
-        description["layers"][1]["config"]["input_shape"] = [2, 7, 7]
 
-    rewrite_description(path, flatten_lies)
-    with pytest.raises(ValueError, match=r"m\.npz.*layer 1"):
+def declare_flatten_wrong(description):
+    description["layers"][1]["config"]["input_shape"] = [2, 7, 7]
+
+
+@pytest.mark.parametrize("change, match", [
+    (declare_huge_input, r"m\.npz.*\(1, 8, 8\).*\(1, 30000, 30000\)"),
+    (declare_flatten_wrong, r"m\.npz.*layer 1"),
+])
+def test_declared_shapes_that_disagree_with_the_layers_are_refused(tmp_path, change, match):
+    path = saved_small_cnn(tmp_path)
+    rewrite_description(path, change)
+    with pytest.raises(ValueError, match=match):
         Network.load(path)
 
 
