@@ -163,6 +163,18 @@ def test_onnx_float64_model_is_valid_and_runs_without_convolutions(images, tmp_p
     assert_close(output, network.predict(x), TRAINING_RELATIVE)
 
 
+def test_onnx_model_of_dropout_alone_passes_its_input_through():
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    network = Network([layers.Dropout(0.5)])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    network.predict(x)
+    model = export_module.onnx_bytes(network)
+    onnx.checker.check_model(onnx.load_from_string(model), full_check=True)
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"input": x})[0], x)
+
+
 def decode(data):
     """One protobuf message: [(field number, value)], value an int (varint), bytes
     (length-delimited) or 4 bytes (fixed32); fails on anything else or trailing bytes."""
