@@ -6,6 +6,7 @@ ONNX bytes are also decoded here, so the writer is checked without any of them."
 
 import copy
 import json
+import re
 import struct
 import sys
 
@@ -120,8 +121,6 @@ def assert_close(actual, expected, relative):
 
 def mentions(*fragments):
     """A regex for pytest.raises(match=...) that needs every fragment, in order."""
-    import re
-
     return ".*".join(re.escape(fragment) for fragment in fragments)
 
 

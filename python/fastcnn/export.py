@@ -737,10 +737,7 @@ def optimizer_from_torch(torch_optimizer, module, network):
     optimizer = _optimizer_rule(torch, torch_optimizer)
     pairs = _torch_pairs(network, module)
     network.optimizer = optimizer
-    for layer in network.layers:
-        if isinstance(layer, layers.Layer):
-            layer.optimizer = optimizer
-    states = {}
+    states = {id(layer): {} for layer in network.layers}
     for parameter, layer, name, transposed in pairs:
         torch_state = torch_optimizer.state.get(parameter)
         if not torch_state:
@@ -757,9 +754,11 @@ def optimizer_from_torch(torch_optimizer, module, network):
                      "square_mean": array("exp_avg_sq")}
         else:
             continue
-        states.setdefault(id(layer), (layer, {}))[1][name] = state
-    for layer, layer_states in states.values():
-        _set_optimizer_states(layer, layer_states)
+        states[id(layer)][name] = state
+    for layer in network.layers:
+        if isinstance(layer, layers.Layer):
+            layer.optimizer = optimizer  # which starts it afresh: hence the states after
+            _set_optimizer_states(layer, states[id(layer)])
     return optimizer
 
 
