@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from fastcnn import Network, cli, datasets
+from fastcnn import Network, cli, datasets, schedules
 
 SAMPLE = str(datasets.SAMPLE_DIR)
 # Runs the command line with Debian's folder moved away (the first argument), as on a
@@ -80,7 +80,8 @@ def test_train_reports_each_epoch_the_test_set_and_where_it_saved(trained):
     assert "Model saved to model.npz" in out
     assert "\r" not in out  # no progress bar when stdout is not a terminal
     network = Network.load(folder / "model.npz")
-    assert network.metadata["pixels"] == cli.PIXELS
+    assert network.metadata["preprocessing"] == {"scale": 1 / 255, "offset": -0.5,
+                                                 "input_range": [0, 255]}
     assert network.metadata["classes"] == list(datasets.FASHION_MNIST_CLASSES)
     if "Picture saved to report.png" in out:
         assert (folder / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -137,9 +138,12 @@ def test_the_learning_rate_fits_the_optimizer(tmp_path, args, expected):
 
 
 def test_the_learning_rate_decays_along_a_half_cosine():
-    assert cli.learning_rates(0.002, 3) == pytest.approx([0.002, 0.0015, 0.0005])
-    assert cli.learning_rates(0.1, 1) == [0.1]
-    rates = cli.learning_rates(1.0, 10)
+    def learning_rates(initial, epochs):
+        return [schedules.cosine(initial, epochs)(epoch) for epoch in range(epochs)]
+
+    assert learning_rates(0.002, 3) == pytest.approx([0.002, 0.0015, 0.0005])
+    assert learning_rates(0.1, 1) == [0.1]
+    rates = learning_rates(1.0, 10)
     assert rates[0] == 1.0 and all(a > b > 0 for a, b in zip(rates, rates[1:]))
 
 

@@ -1,6 +1,8 @@
 """fastcnn.compat: the write-ups' code runs with only its imports changed, keeps each
 write-up's layouts, and gives correct gradients where the write-ups' formulas do not."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -220,3 +222,30 @@ def test_a_writeup_style_layer_subclass_mixes_with_compat_layers(rng):
     network = compat.NeuralNetwork().add(compat.FCLayer(3)).add(SineLayer()).use(compat.mse, compat.mse_prime)
     network.fit(rng.standard_normal((4, 2)), rng.standard_normal((4, 3)), epochs=1, learning_rate=0.1)
     assert network.predict(rng.standard_normal((1, 2)))[0].shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (lambda: compat.FCLayer(784, 100), r"FCLayer takes write-up 001's signature FCLayer\(output_size\), got FCLayer\(784, 100\).*compat\.Dense"),
+        (lambda: compat.Dense(100), r"write-up 002's signature Dense\(input_size, output_size\).*compat\.FCLayer"),
+        (lambda: compat.Convolutional(6, 3), r"Convolutional\(input_shape, kernel_size, depth\).*ConvolutionalLayer.*writeup004\.ConvLayer"),
+        (lambda: compat.ConvolutionalLayer((1, 28, 28), 3, 6, 1, 1), r"ConvolutionalLayer\(filters_count, filter_shape, padding=\(0, 0\), stride=1\)"),
+        (lambda: compat.MaxPoolingLayer(size=2), r"MaxPoolingLayer\(pool_shape=\(2, 2\), stride=2\).*writeup004\.MaxPool"),
+        (lambda: compat.ActivationLayer(compat.tanh), r"ActivationLayer\(activation, activation_prime\).*compat\.Activation"),
+        (lambda: compat.Tanh(compat.tanh), r"Tanh\(\)"),
+        (lambda: compat.Reshape((6, 26, 26)), r"Reshape\(input_shape, output_shape\).*FlattenLayer"),
+        (lambda: compat.NeuralNetwork([]), r"NeuralNetwork\(\).*add\(layer\)"),
+    ],
+    ids=["FCLayer", "Dense", "Convolutional", "ConvolutionalLayer", "MaxPoolingLayer",
+         "ActivationLayer", "Tanh", "Reshape", "NeuralNetwork"],
+)
+def test_a_wrong_signature_names_the_classes_own_and_its_writeup(call, expected):
+    with pytest.raises(TypeError, match=expected):
+        call()
+
+
+def test_the_signature_check_leaves_right_calls_and_introspection_alone():
+    assert str(inspect.signature(compat.FCLayer)) == "(output_size)"
+    assert compat.FCLayer(output_size=3).units == 3
+    assert compat.Dense(4, 2).weights.shape == (4, 2)

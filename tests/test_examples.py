@@ -14,7 +14,9 @@ SCRIPTS = {
     "writeup_002_conv_sigmoid.py": ["epoch 3/3", "Total params: 406,770", "test loss"],
     "writeup_002_compat_port.py": ["1/2, error=", "2/2, error=", "Total Average Error:"],
     "writeup_003_cifar_style.py": ["Total params: 134,890", "epoch 2/2", "test loss"],
+    "writeup_003_own_code_on_compat.py": ["Iteration 0 loss", "1 step(s) on 100 images"],
     "writeup_004_fashion_mnist.py": ["Total params: 12,832", "epoch 2/2", "test accuracy"],
+    "writeup_004_own_code_on_compat.py": ["Epoch 2, loss:", "Dev Accuracy:", "300 images x 2 epochs"],
 }
 
 

@@ -647,7 +647,7 @@ def test_unknown_suffix_and_unbuilt_networks_are_refused(tmp_path):
 
 def test_command_line_exports_a_saved_model(images, tmp_path, capsys):
     network, x, _ = trained("preset_mlp", images)
-    network.metadata = {"pixels": cli.PIXELS}
+    network.metadata = {"preprocessing": cli.SCALING.as_dict()}
     model = tmp_path / "model.npz"
     network.save(model)
     assert cli.main(["export", str(model), str(tmp_path / "model.onnx")]) == 0
@@ -661,7 +661,7 @@ def test_command_line_exports_a_saved_model(images, tmp_path, capsys):
                                            providers=["CPUExecutionProvider"])
     assert_close(session.run(None, {"input": x})[0], network.predict(x), ONNX_RELATIVE)
     meta = session.get_modelmeta().custom_metadata_map
-    assert meta == {"pixels": cli.PIXELS}
+    assert meta == {"preprocessing": json.dumps(cli.SCALING.as_dict())}
 
 
 @pytest.mark.parametrize(

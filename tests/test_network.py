@@ -177,11 +177,12 @@ def test_summary_needs_an_input_shape():
         Network([layers.Dense(3)]).summary()
 
 
-def test_summary_with_an_input_shape_builds_nothing(capsys):
+def test_summary_with_an_input_shape_builds_the_layers_for_it(capsys):
     network = Network([layers.Convolutional(2, 3), layers.Flatten(), layers.Dense(4)])
     text = network.summary((1, 5, 5))
     assert "(2, 3, 3)" in text and "(18,)" in text and text.endswith("Total params: 96")
-    assert all(getattr(layer, "input_shape", None) is None for layer in network.layers)
+    assert [layer.input_shape for layer in network.layers] == [(1, 5, 5), (2, 3, 3), (18,)]
+    assert network.input_shape == (1, 5, 5)
 
 
 def test_summary_after_fit_uses_the_training_input_shape():

@@ -1,7 +1,5 @@
 """fastcnn: the from-scratch NumPy CNN interface, with its arithmetic in C++."""
 
-import os as _os
-
 try:
     from . import _core
 except ImportError as error:  # pragma: no cover - only without a build
@@ -12,8 +10,8 @@ except ImportError as error:  # pragma: no cover - only without a build
         "that folder so the installed package is the one imported."
     ) from error
 
-from . import datasets, kernels, reference
-from . import activations, compat, losses, metrics, optimizers
+from . import datasets, kernels, reference, runtime
+from . import activations, callbacks, compat, losses, metrics, optimizers, schedules
 from .layers import (
     Activation,
     AvgPool2D,
@@ -31,70 +29,28 @@ from .layers import (
 )
 from .network import History, Network
 from .optimizers import SGD, Adam, GradientDescent
+from .runtime import get_num_threads, set_num_threads, show_config
 
 
-def set_num_threads(n):
-    """Use ``n`` threads in every kernel call (results do not depend on it)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of threads must be a positive int, got {n!r}")
-    _core.set_num_threads(n)
+# A bad FASTCNN_NUM_THREADS or FASTCNN_ISA is a ValueError at import; under the command
+# line it waits for cli.main, which reports it in one line like every other failure.
+environment_error = runtime.apply_environment()
+if environment_error is not None and not runtime.launched_as_command():
+    raise environment_error
 
-
-def get_num_threads():
-    """The number of threads the kernels use."""
-    return _core.get_num_threads()
-
-
-def show_config():
-    """Return (and print) which SIMD path and how many threads the kernels use.
-
-    The SIMD path is the best this CPU supports unless the ``FASTCNN_ISA``
-    environment variable (avx512, avx2 or generic) names another.
-    """
-    text = (
-        f"fastcnn {__version__}: SIMD path {_core.simd_path()} "
-        f"(this CPU supports: {', '.join(_core.supported_simd_paths())}), "
-        f"{get_num_threads()} threads"
-    )
-    print(text)
-    return text
-
-
-def _simd_path_from_environment():
-    setting = _os.environ.get("FASTCNN_ISA", "").strip()
-    if setting:
-        try:
-            _core.set_simd_path(setting)
-        except ValueError as error:
-            raise ValueError(f"FASTCNN_ISA={setting!r}: {error}") from None
-
-
-def _default_num_threads():
-    setting = _os.environ.get("FASTCNN_NUM_THREADS", "").strip()
-    if not setting:
-        try:
-            return len(_os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            return _os.cpu_count() or 1
-    if not setting.isdigit() or int(setting) < 1:
-        raise ValueError(
-            f"FASTCNN_NUM_THREADS must be a positive integer, got {setting!r}"
-        )
-    return int(setting)
-
-
-__version__ = "0.1.0"
-set_num_threads(_default_num_threads())
-_simd_path_from_environment()
+__version__ = runtime.version()
 
 __all__ = [
     "datasets",
     "kernels",
     "reference",
+    "runtime",
     "set_num_threads",
     "get_num_threads",
     "show_config",
     "activations",
+    "callbacks",
+    "schedules",
     "compat",
     "losses",
     "metrics",

@@ -18,17 +18,20 @@ from dataclasses import dataclass
 import numpy as np
 
 import fastcnn
-from . import datasets, metrics, report
+from . import datasets, metrics, report, schedules
 from .activations import softmax
+from .callbacks import Callback
 from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Softmax, Tanh
 from .network import Network
 from .optimizers import SGD, Adam
 
 __all__ = ["main"]
 
-# The write-ups' input scaling, recorded in the models this command line saves so that
-# evaluate and predict feed them images the way they were trained.
-PIXELS = "x / 255 - 0.5"
+# The write-ups' input scaling, recorded (as numbers) in the models this command line
+# saves so that evaluate and predict feed them images the way they were trained.
+SCALING = datasets.WRITE_UPS_SCALING
+# What models saved by fastcnn 0.1 recorded instead: the same scaling, as text.
+_OLD_PIXELS = "x / 255 - 0.5"
 VALIDATION_FRACTION = 12  # hold out 1/12 of the training images: 5,000 of 60,000
 REPORT_IMAGES = 30
 
@@ -215,10 +218,12 @@ def _parser():
         help="classify the images in a .npy or IDX file",
         description="Print the most likely classes and their probabilities for each image "
         "in FILE: a .npy array or an IDX file (gzipped or not) of 28x28 images, uint8 "
-        "pixels 0-255 like Fashion-MNIST's.",
+        "pixels 0-255 like Fashion-MNIST's (light garment on a dark background), or one "
+        "PNG/JPEG picture (needs Pillow; made grayscale and resized to the model's input).",
     )
     predict.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
-    predict.add_argument("file", metavar="FILE", help="images: .npy, or IDX (.idx, -ubyte, .gz)")
+    predict.add_argument("file", metavar="FILE",
+                         help="images: .npy, IDX (.idx, -ubyte, .gz), or a .png/.jpg picture")
     predict.set_defaults(run=predict_command)
 
     export = commands.add_parser(
@@ -251,6 +256,8 @@ def main(argv=None):
     command = argv[0] if argv else None
     name = f"fastcnn {command}" if command in COMMANDS else "fastcnn"
     try:
+        if fastcnn.environment_error is not None:
+            raise fastcnn.environment_error
         if command == "bench":
             from . import bench
 
@@ -261,9 +268,10 @@ def main(argv=None):
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of stdout went away (fastcnn predict ... | head): stop quietly.
+        # The reader of stdout went away (fastcnn predict ... | head): it has read all
+        # it wanted, so stop quietly and successfully.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0
     except Exception as error:  # every failure is one line, never a traceback
         print(f"{name}: error: {_one_line(error)}", file=sys.stderr)
         return 1
@@ -291,8 +299,38 @@ def _load_fashion_mnist(folder):
 
 def _network_input(images):
     """uint8 (N, 28, 28) pixels -> float32 (N, 1, 28, 28) in [-0.5, 0.5], the write-ups'
-    scaling (PIXELS)."""
-    return images[:, None] / np.float32(255) - np.float32(0.5)
+    scaling (SCALING)."""
+    return SCALING(images[:, None])
+
+
+def _model_scaling(network):
+    """The pixel scaling a model was trained with, or None if it records none."""
+    if network.metadata.get("pixels") == _OLD_PIXELS:
+        return SCALING
+    recorded = network.metadata.get("preprocessing")
+    if recorded is None:
+        return None
+    try:
+        return datasets.Rescaling.from_dict(recorded)
+    except ValueError as error:
+        raise CommandError(f"the model's recorded preprocessing is damaged: {error}") from None
+
+
+def _check_pixels(images, where):
+    """Refuse images that are not raw pixels 0-255 (what the models take), saying why."""
+    if images.size == 0:
+        return
+    low, high = float(images.min()) + 0.0, float(images.max()) + 0.0  # no "-0"
+    if low < 0 or high > 255 or not (math.isfinite(low) and math.isfinite(high)):
+        raise CommandError(
+            f"{where} holds values from {low:g} to {high:g}, but the model takes pixels "
+            "0-255 (it scales them itself): pass the images as they were before scaling"
+        )
+    if images.dtype.kind == "f" and high <= 1 and high > 0:
+        raise CommandError(
+            f"{where} holds values from {low:g} to {high:g}, which look already scaled to "
+            "[0, 1]; the model takes pixels 0-255 and scales them itself: multiply by 255"
+        )
 
 
 def _class_names(network, count):
@@ -321,8 +359,10 @@ def _model_input(network, images, where):
             f"{where} holds an array of shape {images.shape}, but the model takes images "
             f"of shape {shape} (one, or a batch of them)"
         )
-    if network.metadata.get("pixels") == PIXELS:
-        images = images / np.float32(255) - np.float32(0.5)
+    scaling = _model_scaling(network)
+    if scaling is not None:
+        _check_pixels(images, where)
+        images = scaling(images)
     return images
 
 
@@ -342,7 +382,7 @@ def _probabilities(network, outputs):
 # --------------------------------------------------------------------------- train
 
 
-class _Progress:
+class _Progress(Callback):
     """The progress bar of each epoch (tqdm) and the one line printed after it."""
 
     def __init__(self, epochs, count, show_bar):
@@ -351,11 +391,8 @@ class _Progress:
         self.show_bar = show_bar
         self.bar = None
         self.epoch_seconds = []
-        self.learning_rate = None
 
-    def on_epoch_begin(self, epoch):
-        # fit runs one epoch at a time (for the learning rate), so count the epochs here
-        number = len(self.epoch_seconds) + 1
+    def on_epoch_begin(self, epoch, logs=None):
         self.seen = 0
         self.loss_sum = 0.0
         self.correct = 0
@@ -364,7 +401,7 @@ class _Progress:
 
             self.bar = tqdm(
                 total=self.count,
-                desc=f"epoch {number}/{self.epochs}",
+                desc=f"epoch {epoch + 1}/{self.epochs}",
                 unit="img",
                 unit_scale=True,
                 leave=False,
@@ -373,7 +410,7 @@ class _Progress:
             )
         self.started = self.finished = time.perf_counter()
 
-    def on_batch_end(self, batch, logs):
+    def on_batch_end(self, batch, logs=None):
         size = logs["size"]
         self.seen += size
         self.loss_sum += logs["loss"] * size
@@ -386,28 +423,25 @@ class _Progress:
             )
             self.bar.update(size)
 
-    def on_epoch_end(self, epoch, logs):
+    def on_epoch_end(self, epoch, logs=None):
         self.close()
         seconds = self.finished - self.started
         self.epoch_seconds.append(seconds)
         values = "  ".join(f"{key} {value:.4f}" for key, value in logs.items())
         rate = self.count / seconds if seconds > 0 else float("inf")
         print(
-            f"epoch {len(self.epoch_seconds)}/{self.epochs}  {values}  (learning rate "
-            f"{self.learning_rate:.3g}, {seconds:.1f} s, {rate:,.0f} images/s)",
+            f"epoch {epoch + 1}/{self.epochs}  {values}  (learning rate "
+            f"{self.network.learning_rate:.3g}, {seconds:.1f} s, {rate:,.0f} images/s)",
             flush=True,
         )
+
+    def on_train_end(self, logs=None):
+        self.close()
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def learning_rates(initial, epochs):
-    """One learning rate per epoch, decaying along a half cosine from ``initial``:
-    initial * (1 + cos(pi * epoch / epochs)) / 2 (3 epochs: 1, 0.75, 0.25 of it)."""
-    return [initial * (1 + math.cos(math.pi * epoch / epochs)) / 2 for epoch in range(epochs)]
 
 
 def _check_destination(path, what):
@@ -420,9 +454,16 @@ def _check_destination(path, what):
 
 
 def _plot_path(args):
-    """Where to draw the picture, or None (with a note) when matplotlib is missing."""
+    """Where to draw the picture, or None (with a note) when matplotlib is missing.
+    Checked before training: the folder, and a picture format matplotlib writes."""
     path = args.plot or "report.png"
     _check_destination(path, "picture")
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in report.PICTURE_FORMATS:
+        raise CommandError(
+            f"cannot draw the picture as {path}: name a file ending in "
+            f"{', '.join('.' + name for name in report.PICTURE_FORMATS)}"
+        )
     try:
         report.require_matplotlib()
     except ImportError as error:
@@ -484,35 +525,24 @@ def train_command(args):
     network.metadata = {
         "model": args.model,
         "classes": list(datasets.FASHION_MNIST_CLASSES),
-        "pixels": PIXELS,
+        "preprocessing": SCALING.as_dict(),
         "trained_on": str(data.source),
     }
-    optimizer = OPTIMIZERS[optimizer_name]()
     progress = _Progress(epochs, len(training), show_bar=not args.quiet and sys.stdout.isatty())
-    history = {}
-    try:
-        for epoch, rate in enumerate(learning_rates(learning_rate, epochs)):
-            # One fit per epoch, each with its own learning rate and shuffle; passing the
-            # same optimizer keeps its state (momentum, Adam's moments) across them.
-            progress.learning_rate = rate
-            epoch_history = network.fit(
-                x_train,
-                y_train,
-                epochs=1,
-                learning_rate=rate,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                validation_data=validation_data,
-                verbose=0,
-                seed=[args.seed, epoch],
-                callbacks=[progress],
-            )
-            if epoch_history.interrupted:  # Ctrl-C: fit stopped after a whole step
-                raise KeyboardInterrupt
-            for key, values in epoch_history.items():
-                history.setdefault(key, []).extend(values)
-    finally:
-        progress.close()
+    history = network.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        learning_rate=schedules.cosine(learning_rate, epochs),
+        batch_size=batch_size,
+        optimizer=OPTIMIZERS[optimizer_name](),
+        validation_data=validation_data,
+        verbose=0,
+        seed=args.seed,
+        callbacks=[progress],
+    )
+    if history.interrupted:  # Ctrl-C: fit stopped after a whole step
+        raise KeyboardInterrupt
 
     predicted = metrics.labels_from_outputs(network.predict(_network_input(test_images)))
     accuracy = metrics.accuracy(test_labels, predicted)
@@ -535,9 +565,10 @@ def train_command(args):
             return 1
         return 0
     confusion = metrics.confusion_matrix(test_labels, predicted, num_classes=10)
+    limit = f" --limit {args.limit}" if args.limit is not None else ""
     title = (
-        f"fastcnn train --model {args.model}: test accuracy {accuracy:.4f}, macro-F1 "
-        f"{macro_f1:.4f} ({data.source})"
+        f"fastcnn train --model {args.model}{limit}: test accuracy {accuracy:.4f}, "
+        f"macro-F1 {macro_f1:.4f} on {len(test_labels):,} test images ({data.source})"
     )
     report.write_report(
         plot,
@@ -558,7 +589,8 @@ def train_command(args):
 
 def evaluate_command(args):
     network = _load_model(args.model)
-    data = _load_fashion_mnist(args.data)
+    data = datasets.fashion_mnist(path=args.data, splits=("test",))
+    print(f"Data: {data.source}")
     _, (test_images, test_labels) = data
     x = _model_input(network, test_images, "the test set")
     predicted = metrics.labels_from_outputs(network.predict(x))
@@ -571,14 +603,10 @@ def evaluate_command(args):
     print()
     width = max(len(name) for name in names) + 4
     print(f"{'class':<{width}} precision  recall      F1  images")
-    true_positives = np.diag(confusion)
-    for index, name in enumerate(names):
-        predicted_count, actual_count = confusion[:, index].sum(), confusion[index].sum()
-        precision = true_positives[index] / predicted_count if predicted_count else 0.0
-        recall = true_positives[index] / actual_count if actual_count else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    table = zip(*metrics.precision_recall_f1(confusion))
+    for index, (name, (precision, recall, f1, support)) in enumerate(zip(names, table)):
         print(f"{f'{index} {name}':<{width}} {precision:9.4f} {recall:7.4f} {f1:7.4f} "
-              f"{actual_count:7,}")
+              f"{support:7,}")
     print()
     print("Confusion matrix (rows: true class, columns: predicted class)")
     cell = max(5, len(f"{confusion.max():,}") + 1)
@@ -591,9 +619,37 @@ def evaluate_command(args):
 # --------------------------------------------------------------------------- predict
 
 
-def _read_images(path):
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _read_picture(path, shape):
+    """One picture file as a (1, *shape) uint8 batch: grayscale (or RGB for a
+    three-channel model), resized to the model's (H, W) with Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise CommandError(
+            f"reading {path} needs Pillow: pip install \"fastcnn[images]\" (or save the "
+            "images as a .npy array or an IDX file of pixels 0-255)"
+        ) from None
+    channels, height, width = shape if len(shape) == 3 else (1, *shape[-2:])
+    try:
+        with Image.open(path) as picture:
+            picture = picture.convert("RGB" if channels == 3 else "L")
+            picture = picture.resize((width, height), Image.Resampling.LANCZOS)
+            pixels = np.asarray(picture, dtype=np.uint8)
+    except OSError as error:
+        raise CommandError(f"{path} cannot be read as a picture ({error})") from None
+    if channels == 3:
+        pixels = pixels.transpose(2, 0, 1)
+    return pixels.reshape(1, *shape)
+
+
+def _read_images(path, shape):
     if not os.path.exists(path):
         raise CommandError(f"no file {path}")
+    if path.lower().endswith(_PICTURE_SUFFIXES):
+        return _read_picture(path, shape)
     if path.endswith(".npy"):
         try:
             return np.load(path, allow_pickle=False)
@@ -604,7 +660,9 @@ def _read_images(path):
 
 def predict_command(args):
     network = _load_model(args.model)
-    images = _read_images(args.file)
+    if network.input_shape is None:
+        raise CommandError("the model has no input shape: it was saved before it was trained")
+    images = _read_images(args.file, network.input_shape)
     x = _model_input(network, images, args.file)
     probabilities = _probabilities(network, network.predict(x))
     if probabilities.ndim != 2:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _checks
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "DataSource",
@@ -45,6 +47,8 @@ __all__ = [
     "fashion_mnist",
     "mnist",
     "one_hot",
+    "Rescaling",
+    "WRITE_UPS_SCALING",
     "read_idx",
     "write_idx",
 ]
@@ -227,12 +231,8 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
         if labels.size == 0:
             raise ValueError("one_hot cannot infer num_classes from no labels; pass num_classes")
         num_classes = int(labels.max()) + 1
-    elif (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, (int, np.integer))
-        or num_classes < 1
-    ):
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    else:
+        num_classes = _checks.positive_int("num_classes", num_classes)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"labels must lie in 0..{num_classes - 1} for {num_classes} classes, "
@@ -241,6 +241,44 @@ def one_hot(labels, num_classes=None, dtype=np.float32):
     encoded = np.zeros(labels.shape + (int(num_classes),), dtype=dtype)
     np.put_along_axis(encoded, labels[..., np.newaxis].astype(np.intp), 1, axis=-1)
     return encoded
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class Rescaling:
+    """Pixels 0-255 to network input: ``x * scale + offset`` in float32 (Keras's
+    ``Rescaling(scale, offset)``). A model saved by the command line records it as
+    numbers (``as_dict``), so evaluate and predict feed images as it was trained on."""
+
+    scale: float
+    offset: float = 0.0
+    # The raw values the model was trained on: pixels 0..255.
+    input_range = (0, 255)
+
+    def __call__(self, pixels):
+        """float32 ``pixels * scale + offset``, same shape (computed as a division by
+        1 / scale, so the write-ups' ``x / 255 - 0.5`` comes out bit for bit)."""
+        return np.asarray(pixels) / np.float32(1 / self.scale) + np.float32(self.offset)
+
+    def as_dict(self):
+        return {"scale": self.scale, "offset": self.offset, "input_range": list(self.input_range)}
+
+    @classmethod
+    def from_dict(cls, values):
+        """The Rescaling of ``as_dict``; a ValueError if ``values`` is not one."""
+        try:
+            scale, offset = float(values["scale"]), float(values["offset"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"not a pixel scaling: {values!r}") from None
+        if not (math.isfinite(scale) and math.isfinite(offset)) or scale == 0:
+            raise ValueError(f"not a pixel scaling: {values!r}")
+        return cls(scale, offset)
+
+
+# The write-ups' scaling, x / 255 - 0.5: pixels to [-0.5, 0.5].
+WRITE_UPS_SCALING = Rescaling(1 / 255, -0.5)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -318,7 +356,7 @@ _MNIST = _DataSet(
 )
 
 
-def fashion_mnist(path=None, download=False):
+def fashion_mnist(path=None, download=False, splits=("train", "test")):
     """Load Fashion-MNIST: ``(x_train, y_train), (x_test, y_test)``.
 
     Images are uint8 (N, 28, 28), labels int64 (N,) with values 0..9 (names in
@@ -327,11 +365,14 @@ def fashion_mnist(path=None, download=False):
     /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist), the user cache,
     then downloaded into the cache if ``download`` is true, and otherwise the
     2,000-image sample shipped with fastcnn is used. The result's ``.source`` says which.
+    ``splits=("test",)`` needs (and reads) only the test files; the training pair is
+    then (None, None). Raises FileNotFoundError when ``path`` is not a folder holding
+    the files, ValueError for files that are not IDX files of the right shape.
     """
-    return _load(_FASHION_MNIST, path, download)
+    return _load(_FASHION_MNIST, path, download, splits)
 
 
-def mnist(path=None, download=False):
+def mnist(path=None, download=False, splits=("train", "test")):
     """Load MNIST handwritten digits: ``(x_train, y_train), (x_test, y_test)``.
 
     Images are uint8 (N, 28, 28), labels int64 (N,) with values 0..9. ``path`` is a
@@ -339,30 +380,49 @@ def mnist(path=None, download=False):
     $FASTCNN_DATA/mnist and the user cache, then downloaded into the cache if
     ``download`` is true. No sample is shipped: if nothing is found,
     FileNotFoundError says how to get the files. The result's ``.source`` says where
-    the data came from.
+    the data came from. ``splits`` as in ``fashion_mnist``.
     """
-    return _load(_MNIST, path, download)
+    return _load(_MNIST, path, download, splits)
 
 
-def _load(dataset, path, download):
-    directory, kind = _locate(dataset, path, download)
-    files = _files_in(directory)
-    x_train, y_train = _read_split(files["train_images"], files["train_labels"])
-    x_test, y_test = _read_split(files["test_images"], files["test_labels"])
-    source = DataSource(dataset.name, kind, directory, len(y_train), len(y_test))
-    return LoadedData((x_train, y_train), (x_test, y_test), source)
+_SPLITS = ("train", "test")
 
 
-def _locate(dataset, path, download):
+def _load(dataset, path, download, splits=_SPLITS):
+    splits = tuple(splits)
+    if not splits or any(split not in _SPLITS for split in splits):
+        raise ValueError(f"splits must name 'train' and/or 'test', got {splits!r}")
+    roles = [role for role in FILE_NAMES if role.split("_")[0] in splits]
+    directory, kind = _locate(dataset, path, download, roles)
+    files = _files_in(directory, roles)
+    loaded = {}
+    for split in _SPLITS:
+        if split in splits:
+            loaded[split] = _read_split(files[f"{split}_images"], files[f"{split}_labels"])
+        else:
+            loaded[split] = (None, None)
+    sizes = [0 if labels is None else len(labels) for _, labels in loaded.values()]
+    source = DataSource(dataset.name, kind, directory, *sizes)
+    return LoadedData(loaded["train"], loaded["test"], source)
+
+
+def _locate(dataset, path, download, roles=tuple(FILE_NAMES)):
     """The folder to load from and its kind, trying each place in the documented order."""
     if path is not None:
         directory = Path(path).expanduser()
+        if directory.exists() and not directory.is_dir():
+            raise FileNotFoundError(
+                f"{directory} is a file, not a folder: pass the folder holding "
+                f"{_file_list()}"
+            )
         if not directory.is_dir():
             raise FileNotFoundError(
                 f"{dataset.name} folder {directory} does not exist (expected a folder "
                 f"holding {_file_list()})"
             )
-        missing = [name for name in FILE_NAMES.values() if _find_file(directory, name) is None]
+        missing = [
+            FILE_NAMES[role] for role in roles if _find_file(directory, FILE_NAMES[role]) is None
+        ]
         if missing:
             raise FileNotFoundError(
                 f"{directory} lacks {dataset.name} file(s) {', '.join(missing)} "
@@ -378,14 +438,16 @@ def _locate(dataset, path, download):
                 f"the environment variable FASTCNN_DATA is set to {data_root}, "
                 "which is not a folder"
             )
-        searched.append((Path(data_root).expanduser() / dataset.folder, "FASTCNN_DATA"))
+        data_root = Path(data_root).expanduser()
+        # $FASTCNN_DATA/fashion-mnist as documented, or the files right in $FASTCNN_DATA
+        searched += [(data_root / dataset.folder, "FASTCNN_DATA"), (data_root, "FASTCNN_DATA")]
     if dataset.in_debian:
         searched.append((DEBIAN_DIR / dataset.folder, "debian"))
     cache = _cache_root() / dataset.folder
     searched.append((cache, "cache"))
 
     for directory, kind in searched:
-        if _files_in(directory) is not None:
+        if _files_in(directory, roles) is not None:
             return directory, kind
     if download:
         _download(dataset, cache)
@@ -418,9 +480,9 @@ def _find_file(directory, name):
     return None
 
 
-def _files_in(directory):
-    """The four files of a data set in ``directory`` by role, or None unless all are there."""
-    files = {role: _find_file(directory, name) for role, name in FILE_NAMES.items()}
+def _files_in(directory, roles=tuple(FILE_NAMES)):
+    """The files of a data set in ``directory`` by role, or None unless all are there."""
+    files = {role: _find_file(directory, FILE_NAMES[role]) for role in roles}
     if any(file is None for file in files.values()):
         return None
     return files

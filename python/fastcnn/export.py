@@ -601,17 +601,13 @@ def _torch_pairs(network, module):
     return pairs
 
 
-# The one place that knows where a layer keeps its optimizer's state (name -> state
-# dict, see layers.Layer.update_parameters).
-
-
 def _optimizer_states(layer):
     """The layer's optimizer state: parameter name -> that parameter's state dict."""
-    return layer.__dict__.get("_optimizer_state", {})
+    return layer.optimizer_state
 
 
 def _set_optimizer_states(layer, states):
-    layer.__dict__["_optimizer_state"] = states
+    layer.optimizer_state = states
 
 
 def _network_optimizer(network):

@@ -13,10 +13,11 @@ unless set otherwise). Gradients are summed over the batch; the loss carries the
 """
 
 import math
+import weakref
 
 import numpy as np
 
-from . import activations, kernels
+from . import _checks, activations, kernels
 from .optimizers import GradientDescent, Optimizer
 
 __all__ = [
@@ -39,62 +40,10 @@ _DEFAULT_OPTIMIZER = GradientDescent()
 _INITIALISERS = ("he", "glorot")
 
 
-def _float_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _pair(name, value, minimum=1):
-    """An int or an (h, w) pair of ints >= minimum, as a tuple."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    try:
-        pair = tuple(pair)
-    except TypeError:
-        pair = (value,)
-    if len(pair) != 2 or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
-        for v in pair
-    ):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return (int(pair[0]), int(pair[1]))
-
-
-def _sample_shape(name, shape, rank):
-    """A per-sample shape (ints >= 1) of the given rank; an int counts as (int,)."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        shape = tuple(shape)
-    except TypeError:
-        shape = (shape,)
-    if len(shape) != rank or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in shape
-    ):
-        raise ValueError(f"{name} must be {rank} positive int(s) for one sample, got {shape!r}")
-    return tuple(int(v) for v in shape)
-
-
-def _output_length(axis, length, window, stride, padding):
-    # output = floor((input + 2 padding - window) / stride) + 1
-    if length + 2 * padding < window:
-        raise ValueError(
-            f"the window {window} is larger than the padded input {length + 2 * padding} "
-            f"along {axis}"
-        )
-    return (length + 2 * padding - window) // stride + 1
-
-
 def _initial_weights(rng, init, shape, fan_in, fan_out, dtype):
-    """He normal (for layers followed by ReLU) or Glorot uniform, drawn in float64 so a
-    seed gives the same numbers in float32 and float64."""
+    """He normal (He et al. 2015, for layers followed by ReLU) or Glorot uniform
+    (Glorot & Bengio 2010), drawn in float64 so a seed gives the same numbers in float32
+    and float64."""
     if init == "he":
         weights = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
     else:
@@ -109,16 +58,32 @@ def _check_init(init):
     return init
 
 
-def _batched(layer, x, sample_rank, expected):
-    """(batch, unbatched?) for input of one sample (rank sample_rank) or a batch."""
-    if x.ndim == sample_rank + 1:
-        return x, False
-    if x.ndim == sample_rank:
-        return x[None], True
-    raise ValueError(
-        f"{type(layer).__name__} expects a batch {expected} or one sample without N, "
-        f"got an array of shape {x.shape}"
-    )
+# --------------------------------------------------------------------------- one sample or a batch
+#
+# A layer that knows the rank of one sample (3 for (C, H, W), 1 for (features,)) decides
+# from the input's rank whether it got one sample or a batch. Layers that do not know it
+# (Flatten, Reshape, the activations) cannot decide: (5, 26, 26) may be one sample of 5
+# feature maps or 5 samples. So the decision is made once, by the first layer that can
+# make it (or by the Network, which always passes batches), and travels with the arrays:
+# each layer's output is marked as one sample or a batch, and the next layer reads the mark.
+# The marks are kept beside the arrays (by identity, released with them), never inside.
+
+_marks = {}  # id(array) -> (weak reference to it, whether it is a batch)
+
+
+def mark(array, batch):
+    """Record that ``array`` is a batch (``batch=True``) or one sample; returns it."""
+    key = id(array)
+    _marks[key] = (weakref.ref(array, lambda _, key=key: _marks.pop(key, None)), batch)
+    return array
+
+
+def is_batch(array):
+    """True (a batch), False (one sample), or None when no layer has decided."""
+    entry = _marks.get(id(array))
+    if entry is None or entry[0]() is not array:
+        return None
+    return entry[1]
 
 
 class Layer:
@@ -129,6 +94,14 @@ class Layer:
     name works and the other is made to match). A layer with parameters exposes them in
     ``parameters`` (name -> array) and, in ``backward``, calls
     ``self.update_parameters({name: gradient}, learning_rate)``.
+
+    What a layer tells the rest of fastcnn about itself (saving, the Network and the
+    exporters ask, and never reach inside): ``parameters`` (trained), ``buffers`` (saved
+    but not trained, such as running statistics), ``state_shapes(input_shape)`` (the
+    shapes of both for one sample's shape, without building anything), ``load_state``,
+    ``optimizer_state``, ``random_state`` (its random generator, if it has one),
+    ``set_default_init`` and ``seed_from``. A layer of one's own needs none of them
+    unless it has parameters.
     """
 
     training = True
@@ -166,10 +139,30 @@ class Layer:
     forward_propagation = forward
     backward_propagation = backward
 
+    # ------------------------------------------------------------------ state
+
     @property
     def parameters(self):
         """Name -> parameter array (empty for a layer without parameters)."""
         return {}
+
+    @property
+    def buffers(self):
+        """Name -> array of state that is saved but not trained (empty for most layers)."""
+        return {}
+
+    def state_shapes(self, input_shape):
+        """Name -> shape of every parameter and buffer the layer has once built for
+        samples of ``input_shape`` (a list or tuple of ints); computed, never allocated,
+        so a model file's claims can be checked before anything is built. Raises
+        ValueError if the layer cannot take that shape."""
+        return {}
+
+    def load_state(self, arrays):
+        """Take over ``arrays`` (name -> array, as ``state_shapes`` names them) as the
+        layer's parameters and buffers, converted to its dtype."""
+        for name, array in arrays.items():
+            setattr(self, name, np.array(array, dtype=self.dtype, order="C"))
 
     @property
     def gradients(self):
@@ -186,24 +179,63 @@ class Layer:
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be an fastcnn.optimizers.Optimizer, got {optimizer!r}")
         self.__dict__["_optimizer"] = optimizer
-        self.__dict__["_optimizer_state"] = {}
+        self._optimizer_state = {}
+
+    @property
+    def optimizer_state(self):
+        """Parameter name -> the dict its optimizer keeps for it (momentum, Adam's
+        moments and step); empty before the first step."""
+        return self.__dict__.setdefault("_optimizer_state", {})
+
+    @optimizer_state.setter
+    def optimizer_state(self, states):
+        self._optimizer_state = {name: dict(state) for name, state in states.items()}
+
+    @property
+    def random_state(self):
+        """The state of the layer's random generator as a JSON-able dict (NumPy's
+        ``bit_generator.state``), or None for a layer without randomness."""
+        rng = self.__dict__.get("rng")
+        return None if rng is None else rng.bit_generator.state
+
+    @random_state.setter
+    def random_state(self, state):
+        rng = self.__dict__.get("rng")
+        if rng is None:
+            raise ValueError(f"{type(self).__name__} has no random generator to restore")
+        try:
+            rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"not a {type(rng.bit_generator).__name__} state: {error}") from None
+
+    def set_default_init(self, relu_follows):
+        """Choose the initialisation left open by ``init=None``: He before a ReLU,
+        else Glorot. Only layers with weights have one."""
+        if getattr(self, "init", "") is None:
+            self.init = "he" if relu_follows else "glorot"
+
+    def seed_from(self, seed_sequence):
+        """Seed the layer's random generator from ``seed_sequence`` (a
+        np.random.SeedSequence), unless it was given a seed of its own."""
+        if "rng" in self.__dict__ and getattr(self, "seed", None) is None:
+            self.rng = np.random.default_rng(seed_sequence)
 
     def update_parameters(self, gradients, learning_rate):
         """Keep ``gradients`` (name -> array) and let the optimizer update each parameter."""
         self.__dict__["_gradients"] = gradients
         optimizer = self.optimizer
-        states = self.__dict__.setdefault("_optimizer_state", {})
+        states = self.optimizer_state
         for name, parameter in self.parameters.items():
             optimizer.update(parameter, gradients[name], learning_rate, states.setdefault(name, {}))
 
     def astype(self, dtype):
         """Compute in ``dtype`` (float32 or float64) from now on; returns the layer."""
-        dtype = _float_dtype(dtype)
+        dtype = _checks.float_dtype(dtype)
         if dtype != self.dtype:
             self.dtype = dtype
-            for name, parameter in self.parameters.items():
-                setattr(self, name, parameter.astype(dtype))
-            self.__dict__["_optimizer_state"] = {}
+            for name, array in {**self.parameters, **self.buffers}.items():
+                setattr(self, name, array.astype(dtype))
+            self._optimizer_state = {}
         return self
 
     def config(self):
@@ -213,6 +245,8 @@ class Layer:
     def __repr__(self):
         return f"{type(self).__name__}()"
 
+    # ------------------------------------------------------------------ input and output
+
     def _as_input(self, input):
         x = np.asarray(input)
         if x.dtype != self.dtype:
@@ -220,8 +254,48 @@ class Layer:
                 raise TypeError(
                     f"{type(self).__name__} needs numeric input, got an array of dtype {x.dtype}"
                 )
+            batch = is_batch(input)
             x = x.astype(self.dtype)
+            if batch is not None:
+                mark(x, batch)
         return x
+
+    def _split_batch(self, x, sample_rank, layout):
+        """(batch, unbatched) for ``x``, one sample of rank ``sample_rank`` or a batch.
+
+        ``layout`` names the batch's axes, for example "(N, C, H, W)". An input marked by
+        an earlier layer or a Network is taken as marked; a rank that does not fit the
+        mark is refused, naming the missing axis."""
+        marked = is_batch(x)
+        if marked is None and x.ndim in (sample_rank, sample_rank + 1):
+            marked = x.ndim == sample_rank + 1
+        name = type(self).__name__
+        if marked is True and x.ndim == sample_rank + 1:
+            return x, False
+        if marked is False and x.ndim == sample_rank:
+            return x[None], True
+        if marked is True and x.ndim == sample_rank and layout == "(N, C, H, W)":
+            raise ValueError(
+                f"{name} expects a batch {layout}, got an array of shape {x.shape}: the "
+                "channel axis C is missing. For one-channel images add it with x[:, None] "
+                "(x.reshape(N, 1, H, W))"
+            )
+        what = {True: "a batch", False: "one sample"}.get(marked, "an array")
+        raise ValueError(
+            f"{name} expects a batch {layout} or one sample without N, got {what} of shape "
+            f"{x.shape}"
+        )
+
+    def _finish(self, input, output_batch, unbatched):
+        """Keep ``input`` and the output (unbatched again if the input was), marked."""
+        self.input = input
+        self.output = mark(output_batch[0], False) if unbatched else mark(output_batch, True)
+        return self.output
+
+    def _like_input(self, output):
+        """Mark a same-shaped output as its input was marked (element-wise layers)."""
+        batch = is_batch(self.input)
+        return output if batch is None else mark(output, batch)
 
     def _as_output_gradient(self, output_gradient):
         if self.output is None:
@@ -235,21 +309,46 @@ class Layer:
         return g.astype(self.dtype, copy=False)
 
 
+def _image_shape(layer, shape):
+    """One image sample's (C, H, W), refusing an (H, W) with the missing axis named."""
+    if np.ndim(shape) == 1 and len(shape) == 2:
+        raise ValueError(
+            f"{layer} takes samples (C, H, W), got samples of shape {tuple(shape)}: the "
+            "channel axis C is missing. For one-channel images add it with x[:, None] "
+            "(x.reshape(N, 1, H, W))"
+        )
+    return _checks.sample_shape(f"{layer} input_shape", shape, 3)
+
+
+def _wrong_signature(layer, write_up_form, fastcnn_form):
+    """The TypeError for a write-up's constructor signature used on a fastcnn layer."""
+    return TypeError(
+        f"{layer}{fastcnn_form} is fastcnn's signature; {layer}{write_up_form} is the "
+        f"write-ups' one, which fastcnn.compat.{layer} takes (input shapes are inferred "
+        "here, or given as input_shape=...)"
+    )
+
+
 class Dense(Layer):
     """Fully connected: ``y = x @ weights + bias``.
 
     x (N, in) or (in,) -> y (N, units) or (units,); ``weights`` (in, units), ``bias``
     (units,). ``init``: "he", "glorot", or None (Glorot, or He when a Network sees a
-    ReLU after this layer). ``seed`` seeds the initialisation.
+    ReLU after this layer). ``seed`` seeds the initialisation. Raises TypeError for
+    write-up 001/002's ``Dense(input_size, output_size)`` (that is ``fastcnn.compat``'s).
     """
 
-    def __init__(self, units, *, input_shape=None, init=None, seed=None, dtype=np.float32):
+    def __init__(
+        self, units, *extra, input_shape=None, init=None, seed=None, dtype=np.float32
+    ):
         super().__init__()
-        self.units = _positive_int("units", units)
+        if extra:
+            raise _wrong_signature("Dense", "(input_size, output_size)", "(units)")
+        self.units = _checks.positive_int("units", units)
         self.init = _check_init(init)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
         self.weights = None
         self.bias = None
         self.input_shape = None
@@ -257,9 +356,18 @@ class Dense(Layer):
         if input_shape is not None:
             self.build(input_shape)
 
+    def compute_output_shape(self, input_shape):
+        """(units,) for samples of shape (in,)."""
+        _checks.sample_shape("Dense input_shape", input_shape, 1)
+        return (self.units,)
+
+    def state_shapes(self, input_shape):
+        (inputs,) = _checks.sample_shape("Dense input_shape", input_shape, 1)
+        return {"weights": (inputs, self.units), "bias": (self.units,)}
+
     def build(self, input_shape):
         """Create the parameters for samples of shape (in,)."""
-        self.input_shape = _sample_shape("Dense input_shape", input_shape, 1)
+        self.input_shape = _checks.sample_shape("Dense input_shape", input_shape, 1)
         (inputs,) = self.input_shape
         self.weights = _initial_weights(
             self.rng, self.init, (inputs, self.units), inputs, self.units, self.dtype
@@ -274,7 +382,7 @@ class Dense(Layer):
 
     def forward(self, input):
         x = self._as_input(input)
-        batch, unbatched = _batched(self, x, 1, "(N, features)")
+        batch, unbatched = self._split_batch(x, 1, "(N, features)")
         if self.weights is None:
             self.build(batch.shape[1:])
         elif batch.shape[1] != self.weights.shape[0]:
@@ -284,20 +392,23 @@ class Dense(Layer):
             )
         y = kernels.matmul(batch, self.weights)
         y += self.bias
-        self.input = x
-        self.output = y[0] if unbatched else y
-        return self.output
+        return self._finish(x, y, unbatched)
 
     def backward(self, output_gradient, learning_rate):
         g = self._as_output_gradient(output_gradient)
         x = self.input
-        if x.ndim == 1:
+        unbatched = self.output.ndim == 1
+        if unbatched:
             x, g = x[None], g[None]
         grad_weights = kernels.matmul(x, g, transpose_a=True)
         grad_bias = g.sum(axis=0)
-        grad_x = kernels.matmul(g, self.weights, transpose_b=True)
+        grad_x = None
+        if self.input_gradient:
+            grad_x = kernels.matmul(g, self.weights, transpose_b=True)
+            if unbatched:
+                grad_x = grad_x[0]
         self.update_parameters({"weights": grad_weights, "bias": grad_bias}, learning_rate)
-        return grad_x[0] if self.input.ndim == 1 else grad_x
+        return grad_x
 
     def config(self):
         return {
@@ -308,7 +419,7 @@ class Dense(Layer):
         }
 
     def __repr__(self):
-        return f"Dense({self.units})"
+        return f"{type(self).__name__}({self.units})"
 
 
 class Convolutional(Layer):
@@ -317,6 +428,11 @@ class Convolutional(Layer):
     x (N, C, H, W) or (C, H, W) -> y (N, depth, Ho, Wo) or (depth, Ho, Wo), with
     Ho = (H + 2 padding - kh) // stride + 1. ``kernels`` (depth, C, kh, kw), ``biases``
     (depth,). ``kernel_size``, ``stride`` and ``padding`` (zeros) are ints or (h, w) pairs.
+
+    ``depth`` is the number of output channels (write-up 002's name; PyTorch's
+    ``out_channels``, Keras's ``filters``; the C++ kernels' messages say "filters", and
+    write-up 001's compat layer "filters_count"). Raises TypeError for write-up 002's
+    ``Convolutional(input_shape, kernel_size, depth)`` (that is ``fastcnn.compat``'s).
     """
 
     def __init__(
@@ -332,14 +448,19 @@ class Convolutional(Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.depth = _positive_int("depth", depth)
-        self.kernel_size = _pair("kernel_size", kernel_size)
-        self.stride = _pair("stride", stride)
-        self.padding = _pair("padding", padding, minimum=0)
+        if isinstance(depth, (tuple, list)):
+            raise _wrong_signature(
+                "Convolutional", "(input_shape, kernel_size, depth)",
+                "(depth, kernel_size, stride=1, padding=0)",
+            )
+        self.depth = _checks.positive_int("depth", depth)
+        self.kernel_size = _checks.pair("kernel_size", kernel_size)
+        self.stride = _checks.pair("stride", stride)
+        self.padding = _checks.pair("padding", padding, minimum=0)
         self.init = _check_init(init)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
         self.kernels = None
         self.biases = None
         self.input_shape = None
@@ -347,18 +468,27 @@ class Convolutional(Layer):
         if input_shape is not None:
             self.build(input_shape)
 
-    def _output_shape(self, input_shape):
-        _, height, width = input_shape
+    def compute_output_shape(self, input_shape):
+        """(depth, Ho, Wo) for samples of shape (C, H, W)."""
+        _, height, width = _image_shape("Convolutional", input_shape)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (
             self.depth,
-            _output_length("height", height, self.kernel_size[0], self.stride[0], self.padding[0]),
-            _output_length("width", width, self.kernel_size[1], self.stride[1], self.padding[1]),
+            _checks.output_length("height", height, kh, sh, ph),
+            _checks.output_length("width", width, kw, sw, pw),
         )
+
+    def state_shapes(self, input_shape):
+        self.compute_output_shape(input_shape)
+        return {
+            "kernels": (self.depth, int(input_shape[0]), *self.kernel_size),
+            "biases": (self.depth,),
+        }
 
     def build(self, input_shape):
         """Create the parameters for samples of shape (C, H, W)."""
-        input_shape = _sample_shape("Convolutional input_shape", input_shape, 3)
-        self.output_shape = self._output_shape(input_shape)
+        input_shape = _image_shape("Convolutional", input_shape)
+        self.output_shape = self.compute_output_shape(input_shape)
         self.input_shape = input_shape
         channels = input_shape[0]
         area = self.kernel_size[0] * self.kernel_size[1]
@@ -380,7 +510,7 @@ class Convolutional(Layer):
 
     def forward(self, input):
         x = self._as_input(input)
-        batch, unbatched = _batched(self, x, 3, "(N, C, H, W)")
+        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
         if self.kernels is None:
             self.build(batch.shape[1:])
         elif batch.shape[1] != self.kernels.shape[1]:
@@ -389,14 +519,13 @@ class Convolutional(Layer):
                 f"got {batch.shape[1]} (input shape {x.shape})"
             )
         y = kernels.correlate2d(batch, self.kernels, self.biases, self.stride, self.padding)
-        self.input = x
-        self.output = y[0] if unbatched else y
-        return self.output
+        return self._finish(x, y, unbatched)
 
     def backward(self, output_gradient, learning_rate):
         g = self._as_output_gradient(output_gradient)
         x = self.input
-        if x.ndim == 3:
+        unbatched = self.output.ndim == 3
+        if unbatched:
             x, g = x[None], g[None]
         grad_kernels = kernels.correlate2d_backward_weight(
             x, g, self.kernel_size, self.stride, self.padding
@@ -407,7 +536,7 @@ class Convolutional(Layer):
             grad_x = kernels.convolve2d_full(
                 g, self.kernels, x.shape[2:], self.stride, self.padding
             )
-            if self.input.ndim == 3:
+            if unbatched:
                 grad_x = grad_x[0]
         self.update_parameters({"kernels": grad_kernels, "biases": grad_biases}, learning_rate)
         return grad_x
@@ -424,7 +553,7 @@ class Convolutional(Layer):
         }
 
     def __repr__(self):
-        text = f"Convolutional({self.depth}, kernel_size={_short(self.kernel_size)}"
+        text = f"{type(self).__name__}({self.depth}, kernel_size={_short(self.kernel_size)}"
         if self.stride != (1, 1):
             text += f", stride={_short(self.stride)}"
         if self.padding != (0, 0):
@@ -441,29 +570,31 @@ class _Pool2D(Layer):
 
     def __init__(self, size=2, stride=None, *, input_shape=None, dtype=np.float32):
         super().__init__()
-        self.size = _pair("size", size)
-        self.stride = self.size if stride is None else _pair("stride", stride)
-        self.dtype = _float_dtype(dtype)
+        self.size = _checks.pair("size", size)
+        self.stride = self.size if stride is None else _checks.pair("stride", stride)
+        self.dtype = _checks.float_dtype(dtype)
         self.input_shape = None
         self.output_shape = None
         if input_shape is not None:
             self.build(input_shape)
 
+    def compute_output_shape(self, input_shape):
+        """(C, Ho, Wo) for samples of shape (C, H, W)."""
+        channels, height, width = _image_shape(type(self).__name__, input_shape)
+        return (
+            channels,
+            _checks.output_length("height", height, self.size[0], self.stride[0], 0),
+            _checks.output_length("width", width, self.size[1], self.stride[1], 0),
+        )
+
     def build(self, input_shape):
         """Check and record samples of shape (C, H, W)."""
-        channels, height, width = _sample_shape(
-            f"{type(self).__name__} input_shape", input_shape, 3
-        )
-        self.output_shape = (
-            channels,
-            _output_length("height", height, self.size[0], self.stride[0], 0),
-            _output_length("width", width, self.size[1], self.stride[1], 0),
-        )
-        self.input_shape = (channels, height, width)
+        self.output_shape = self.compute_output_shape(input_shape)
+        self.input_shape = tuple(int(v) for v in input_shape)
 
     def _input_batch(self, input):
         x = self._as_input(input)
-        batch, unbatched = _batched(self, x, 3, "(N, C, H, W)")
+        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
         if batch.shape[1:] != self.input_shape:
             self.build(batch.shape[1:])
         return x, batch, unbatched
@@ -493,13 +624,11 @@ class MaxPool2D(_Pool2D):
     def forward(self, input):
         x, batch, unbatched = self._input_batch(input)
         y, self._argmax = kernels.maxpool2d(batch, self.size, self.stride)
-        self.input = x
-        self.output = y[0] if unbatched else y
-        return self.output
+        return self._finish(x, y, unbatched)
 
     def backward(self, output_gradient, learning_rate):
         g = self._as_output_gradient(output_gradient)
-        unbatched = self.input.ndim == 3
+        unbatched = self.output.ndim == 3
         if unbatched:
             g = g[None]
         grad_x = kernels.maxpool2d_backward(g, self._argmax, self.input.shape[-2:])
@@ -515,50 +644,62 @@ class AvgPool2D(_Pool2D):
     def forward(self, input):
         x, batch, unbatched = self._input_batch(input)
         y = kernels.avgpool2d(batch, self.size, self.stride)
-        self.input = x
-        self.output = y[0] if unbatched else y
-        return self.output
+        return self._finish(x, y, unbatched)
 
     def backward(self, output_gradient, learning_rate):
         g = self._as_output_gradient(output_gradient)
-        unbatched = self.input.ndim == 3
+        unbatched = self.output.ndim == 3
         if unbatched:
             g = g[None]
         grad_x = kernels.avgpool2d_backward(g, self.input.shape[-2:], self.size, self.stride)
         return grad_x[0] if unbatched else grad_x
 
 
+def _any_shape(name, shape):
+    shape = tuple(shape) if np.ndim(shape) else (shape,)
+    return _checks.sample_shape(name, shape, len(shape))
+
+
 class Flatten(Layer):
-    """(N, ...) -> (N, features). The first input is taken as a batch unless the layer
-    was built with ``input_shape``; after that, an input of exactly that shape is one
-    sample and comes back as (features,)."""
+    """(N, ...) -> (N, features), or one sample (...) -> (features,).
+
+    Whether an input is one sample or a batch is read from the layer before it (a
+    Convolutional or pooling layer given one (C, H, W) sample passes one sample on), or
+    from ``input_shape`` once built: an input of exactly that shape is one sample.
+    Otherwise the input is a batch, as inside a Network.
+    """
 
     def __init__(self, *, input_shape=None, dtype=np.float32):
         super().__init__()
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
         self.input_shape = None
         self.output_shape = None
         if input_shape is not None:
             self.build(input_shape)
 
+    def compute_output_shape(self, input_shape):
+        """(features,) for samples of any shape."""
+        return (math.prod(_any_shape("Flatten input_shape", input_shape)),)
+
     def build(self, input_shape):
         """Record the shape of one sample."""
-        shape = tuple(input_shape) if np.ndim(input_shape) else (input_shape,)
-        self.input_shape = _sample_shape("Flatten input_shape", shape, len(shape))
+        self.input_shape = _any_shape("Flatten input_shape", input_shape)
         self.output_shape = (math.prod(self.input_shape),)
 
     def forward(self, input):
         x = self._as_input(input)
-        self.input = x
-        if self.input_shape is not None and x.shape == self.input_shape:
-            self.output = x.reshape(-1)
-            return self.output
+        batch = is_batch(x)
+        if batch is None:
+            batch = not (self.input_shape is not None and x.shape == self.input_shape)
+        if not batch:
+            if self.input_shape is None:
+                self.build(x.shape)
+            return self._finish(x, x.reshape(1, -1), True)
         if x.ndim < 2:
             raise ValueError(f"Flatten expects a batch (N, ...), got an array of shape {x.shape}")
         if self.input_shape is None:
             self.build(x.shape[1:])
-        self.output = x.reshape(len(x), -1)
-        return self.output
+        return self._finish(x, x.reshape(len(x), -1), False)
 
     def backward(self, output_gradient, learning_rate):
         return self._as_output_gradient(output_gradient).reshape(self.input.shape)
@@ -569,47 +710,54 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     """Reshape each sample to ``shape``: (N, ...) -> (N, *shape), or one sample to
-    ``shape``. An input whose size per sample does not fit is an error."""
+    ``shape``. An input whose size per sample does not fit is an error. One sample or a
+    batch is decided as in Flatten."""
 
     def __init__(self, shape, *, input_shape=None, dtype=np.float32):
         super().__init__()
-        shape = tuple(shape) if np.ndim(shape) else (shape,)
-        self.shape = _sample_shape("Reshape shape", shape, len(shape))
-        self.dtype = _float_dtype(dtype)
+        self.shape = _any_shape("Reshape shape", shape)
+        self.dtype = _checks.float_dtype(dtype)
         self.input_shape = None
         self.output_shape = self.shape
         if input_shape is not None:
             self.build(input_shape)
 
-    def build(self, input_shape):
-        """Record (and check) the shape of one input sample."""
-        shape = tuple(input_shape) if np.ndim(input_shape) else (input_shape,)
-        shape = _sample_shape("Reshape input_shape", shape, len(shape))
+    def compute_output_shape(self, input_shape):
+        """``shape``, for samples of as many values."""
+        shape = _any_shape("Reshape input_shape", input_shape)
         if math.prod(shape) != math.prod(self.shape):
             raise ValueError(
                 f"Reshape cannot turn samples of shape {shape} ({math.prod(shape)} values) "
                 f"into {self.shape} ({math.prod(self.shape)} values)"
             )
-        self.input_shape = shape
+        return self.shape
+
+    def build(self, input_shape):
+        """Record (and check) the shape of one input sample."""
+        self.compute_output_shape(input_shape)
+        self.input_shape = _any_shape("Reshape input_shape", input_shape)
 
     def forward(self, input):
         x = self._as_input(input)
-        self.input = x
         size = math.prod(self.shape)
-        if x.shape == self.input_shape or (
-            self.input_shape is None and x.size == size and math.prod(x.shape[1:]) != size
-        ):
-            self.output = x.reshape(self.shape)
-            return self.output
+        batch = is_batch(x)
+        if batch is None:
+            batch = not (
+                x.shape == self.input_shape
+                or (self.input_shape is None and x.size == size and math.prod(x.shape[1:]) != size)
+            )
+        if not batch and x.size == size:
+            if self.input_shape is None:
+                self.build(x.shape)
+            return self._finish(x, x.reshape(1, *self.shape), True)
         if x.ndim < 1 or math.prod(x.shape[1:]) != size:
             raise ValueError(
-                f"Reshape to {self.shape} ({size} values per sample) cannot take an input "
-                f"of shape {x.shape}"
+                f"Reshape to {self.shape} ({size} values per sample) cannot take "
+                f"{'a batch' if batch else 'one sample'} of shape {x.shape}"
             )
         if self.input_shape is None:
             self.build(x.shape[1:])
-        self.output = x.reshape(len(x), *self.shape)
-        return self.output
+        return self._finish(x, x.reshape(len(x), *self.shape), False)
 
     def backward(self, output_gradient, learning_rate):
         return self._as_output_gradient(output_gradient).reshape(self.input.shape)
@@ -621,7 +769,7 @@ class Reshape(Layer):
         }
 
     def __repr__(self):
-        return f"Reshape({self.shape})"
+        return f"{type(self).__name__}({self.shape})"
 
 
 class Activation(Layer):
@@ -636,12 +784,16 @@ class Activation(Layer):
             raise TypeError("Activation needs two functions, f and f_prime")
         self.f = f
         self.f_prime = f_prime
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
 
     def forward(self, input):
         x = self._as_input(input)
         self.input = x
-        self.output = np.asarray(self.f(x), dtype=self.dtype)
+        self.output = self._like_input(np.asarray(self.f(x), dtype=self.dtype))
         return self.output
 
     def derivative(self):
@@ -656,7 +808,7 @@ class Activation(Layer):
         return {"f": self.f.__name__, "f_prime": self.f_prime.__name__}
 
     def __repr__(self):
-        return f"Activation({self.f.__name__}, {self.f_prime.__name__})"
+        return f"{type(self).__name__}({self.f.__name__}, {self.f_prime.__name__})"
 
 
 class ReLU(Activation):
@@ -672,7 +824,7 @@ class ReLU(Activation):
         return {}
 
     def __repr__(self):
-        return "ReLU()"
+        return f"{type(self).__name__}()"
 
 
 class Tanh(Activation):
@@ -688,7 +840,7 @@ class Tanh(Activation):
         return {}
 
     def __repr__(self):
-        return "Tanh()"
+        return f"{type(self).__name__}()"
 
 
 class Sigmoid(Activation):
@@ -705,7 +857,7 @@ class Sigmoid(Activation):
         return {}
 
     def __repr__(self):
-        return "Sigmoid()"
+        return f"{type(self).__name__}()"
 
 
 class Softmax(Layer):
@@ -718,12 +870,16 @@ class Softmax(Layer):
 
     def __init__(self, *, dtype=np.float32):
         super().__init__()
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
 
     def forward(self, input):
         x = self._as_input(input)
         self.input = x
-        self.output = activations.softmax(x)
+        self.output = self._like_input(activations.softmax(x))
         return self.output
 
     def backward(self, output_gradient, learning_rate):
@@ -735,17 +891,20 @@ class Softmax(Layer):
 class Dropout(Layer):
     """Inverted dropout: while training, each value is zeroed with probability ``rate``
     and the rest are scaled by 1 / (1 - rate); when not training (``predict``,
-    ``evaluate``) it passes the input through. Any shape."""
+    ``evaluate``) it passes the input through. Any shape. Its random generator's state
+    is saved with the network, so training continues identically after ``load``."""
 
     def __init__(self, rate, *, seed=None, dtype=np.float32):
         super().__init__()
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = _checks.number("Dropout rate", rate, minimum=0, below=1)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
         self.mask = None
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return tuple(input_shape)
 
     def forward(self, input):
         x = self._as_input(input)
@@ -753,7 +912,7 @@ class Dropout(Layer):
         if self.training and self.rate > 0:
             keep = self.rng.random(x.shape, dtype=self.dtype) >= self.rate
             self.mask = keep.astype(self.dtype) / self.dtype.type(1 - self.rate)
-            self.output = x * self.mask
+            self.output = self._like_input(x * self.mask)
         else:
             self.mask = None
             self.output = x
@@ -767,4 +926,4 @@ class Dropout(Layer):
         return {"rate": self.rate, "seed": self.seed}
 
     def __repr__(self):
-        return f"Dropout({self.rate})"
+        return f"{type(self).__name__}({self.rate})"

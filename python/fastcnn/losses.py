@@ -35,7 +35,12 @@ def _float_array(y_pred):
 
 
 def _targets(y_true, y_pred):
-    """y_true as an array shaped and typed like y_pred (integer labels become one-hot)."""
+    """y_true as an array shaped and typed like y_pred (integer labels become one-hot).
+
+    Targets of one axis fewer than one-column predictions, (N,) for (N, 1), are read
+    as class labels 0/1 only when they are integers; other such targets are refused
+    with the reshape that fits (broadcasting them would compare every target with
+    every prediction)."""
     y_true = np.asarray(y_true)
     if y_true.shape == y_pred.shape:
         return y_true.astype(y_pred.dtype, copy=False)
@@ -45,12 +50,21 @@ def _targets(y_true, y_pred):
             f"{y_pred.shape}: give targets shaped like the predictions (one-hot rows) "
             f"or integer class labels shaped {y_pred.shape[:-1]}"
         )
+    classes = y_pred.shape[-1]
     if not np.issubdtype(y_true.dtype, np.integer):
+        whole = y_true.dtype.kind in "fb" and np.array_equal(y_true, np.round(y_true))
+        if not whole or classes == 1:
+            fits = f"y.reshape{y_pred.shape}" if y_true.size == y_pred.size else (
+                "targets shaped like the predictions")
+            raise ValueError(
+                f"targets of shape {y_true.shape} do not fit predictions of shape "
+                f"{y_pred.shape}: give targets shaped like the predictions ({fits})"
+            )
         raise TypeError(
             f"class labels must be integers, got dtype {y_true.dtype} "
-            f"(targets of shape {y_true.shape} for predictions of shape {y_pred.shape})"
+            f"(targets of shape {y_true.shape} for predictions of shape {y_pred.shape}): "
+            "pass y.astype(int), or one-hot rows shaped like the predictions"
         )
-    classes = y_pred.shape[-1]
     limit = max(classes, 2)  # one output column: the labels 0/1 are the targets
     if y_true.size and (y_true.min() < 0 or y_true.max() >= limit):
         raise ValueError(
@@ -60,6 +74,26 @@ def _targets(y_true, y_pred):
     if classes == 1:
         return y_true[..., None].astype(y_pred.dtype)
     return np.eye(classes, dtype=y_pred.dtype)[y_true]
+
+
+def _probabilities(name, y_pred, fix):
+    """y_pred, refused unless every value is a probability in [0, 1]."""
+    if y_pred.size and not (y_pred.min() >= 0 and y_pred.max() <= 1):
+        raise ValueError(
+            f"{name} takes probabilities in [0, 1], got predictions from "
+            f"{y_pred.min():g} to {y_pred.max():g}: {fix}"
+        )
+    return y_pred
+
+
+_NEEDS_SIGMOID = (
+    "end the network with a Sigmoid() layer, or train on the raw outputs with "
+    "\"softmax_cross_entropy\" (two or more output columns)"
+)
+_NEEDS_SOFTMAX = (
+    "end the network with a Softmax() layer, or (better) drop it and use "
+    "\"softmax_cross_entropy\", which takes the raw outputs (logits)"
+)
 
 
 def _batch_size(y_pred):
@@ -88,7 +122,7 @@ def _clip_probabilities(p):
 
 def binary_cross_entropy(y_true, y_pred):
     """-mean(y log p + (1 - y) log(1 - p)) over every element; p are probabilities."""
-    y_pred = _float_array(y_pred)
+    y_pred = _probabilities("binary_cross_entropy", _float_array(y_pred), _NEEDS_SIGMOID)
     y = _targets(y_true, y_pred).astype(np.float64)
     p = _clip_probabilities(y_pred).astype(np.float64)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
@@ -96,7 +130,7 @@ def binary_cross_entropy(y_true, y_pred):
 
 def binary_cross_entropy_prime(y_true, y_pred):
     """((1 - y) / (1 - p) - y / p) / y_pred.size."""
-    y_pred = _float_array(y_pred)
+    y_pred = _probabilities("binary_cross_entropy", _float_array(y_pred), _NEEDS_SIGMOID)
     y = _targets(y_true, y_pred)
     p = _clip_probabilities(y_pred)
     return ((1 - y) / (1 - p) - y / p) / y_pred.size
@@ -104,7 +138,7 @@ def binary_cross_entropy_prime(y_true, y_pred):
 
 def cross_entropy(y_true, y_pred):
     """-sum(y log p) / N on probabilities (the output of a Softmax layer)."""
-    y_pred = _float_array(y_pred)
+    y_pred = _probabilities("cross_entropy", _float_array(y_pred), _NEEDS_SOFTMAX)
     y = _targets(y_true, y_pred).astype(np.float64)
     p = _clip_probabilities(y_pred).astype(np.float64)
     return float(-np.sum(y * np.log(p)) / _batch_size(y_pred))
@@ -112,7 +146,7 @@ def cross_entropy(y_true, y_pred):
 
 def cross_entropy_prime(y_true, y_pred):
     """-y / p / N."""
-    y_pred = _float_array(y_pred)
+    y_pred = _probabilities("cross_entropy", _float_array(y_pred), _NEEDS_SOFTMAX)
     y = _targets(y_true, y_pred)
     return -y / _clip_probabilities(y_pred) / _batch_size(y_pred)
 
@@ -120,13 +154,17 @@ def cross_entropy_prime(y_true, y_pred):
 def softmax_cross_entropy(y_true, logits):
     """Cross-entropy of softmax(logits), computed with log-sum-exp (finite for any
     finite logits). Use it on the raw outputs of the last Dense layer, with no Softmax
-    layer: it is the stable default for classification."""
+    layer: it is the stable default for classification. A logit of -inf masks its
+    class: it gets probability 0 and adds nothing where its target is 0 (as PyTorch's
+    cross_entropy)."""
     logits = _float_array(logits)
     y = _targets(y_true, logits).astype(np.float64)
     z = logits.astype(np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     log_p = z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
-    return float(-np.sum(y * log_p) / _batch_size(logits))
+    # 0 * log 0 is 0 here (a masked class that is not the target), not NaN.
+    terms = np.multiply(y, log_p, out=np.zeros_like(log_p), where=y != 0)
+    return float(-np.sum(terms) / _batch_size(logits))
 
 
 def softmax_cross_entropy_prime(y_true, logits):

@@ -10,8 +10,10 @@ __all__ = [
     "accuracy",
     "confusion_matrix",
     "macro_f1",
+    "precision_recall_f1",
     "labels_from_outputs",
     "labels_from_targets",
+    "labels_fit_outputs",
 ]
 
 
@@ -28,11 +30,15 @@ def labels_from_outputs(outputs):
 def labels_from_targets(targets):
     """Training targets -> (N,) integer labels, or None when they are not classes.
 
-    Rows (N, K > 1) give their argmax (one-hot or probabilities); integer labels (N,)
-    are returned as they are; one column of 0/1 values gives those values.
+    Rows (N, K > 1) of class probabilities (one-hot, or non-negative summing to 1) give
+    their argmax; integer labels (N,) are returned as they are; one column of 0/1
+    values gives those values. Anything else (regression targets) gives None.
     """
     targets = np.asarray(targets)
     if targets.ndim == 2 and targets.shape[1] > 1:
+        rows = targets.astype(np.float64)
+        if len(rows) and (rows.min() < 0 or not np.allclose(rows.sum(axis=1), 1, atol=1e-3)):
+            return None
         return targets.argmax(axis=1)
     if targets.ndim == 2 and targets.shape[1] == 1:
         targets = targets[:, 0]
@@ -43,6 +49,14 @@ def labels_from_targets(targets):
     if np.isin(targets, (0, 1)).all():
         return targets.astype(np.int64)
     return None
+
+
+def labels_fit_outputs(labels, outputs):
+    """Whether ``labels`` can be classes of ``outputs`` (N, K): 0..K-1, or 0/1 when K == 1."""
+    outputs = np.asarray(outputs)
+    if labels is None or outputs.ndim != 2 or len(labels) != len(outputs):
+        return False
+    return not len(labels) or (labels.min() >= 0 and labels.max() < max(outputs.shape[1], 2))
 
 
 def _labels(name, labels):
@@ -84,14 +98,29 @@ def confusion_matrix(y_true, y_pred, num_classes=None):
     return counts.reshape(num_classes, num_classes)
 
 
+def precision_recall_f1(confusion):
+    """Per class, from a (K, K) confusion matrix (row = true class): precision tp /
+    (tp + fp), recall tp / (tp + fn), F1 = 2 tp / (2 tp + fp + fn) and support (the
+    true count), each (K,); 0 where a denominator is 0, as scikit-learn's
+    ``precision_recall_fscore_support(zero_division=0)``."""
+    confusion = np.asarray(confusion)
+    true_positives = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    actual = confusion.sum(axis=1)
+
+    def ratio(numerator, denominator):
+        return np.divide(numerator, denominator, out=np.zeros(len(numerator)),
+                         where=denominator > 0)
+
+    return (ratio(true_positives, predicted), ratio(true_positives, actual),
+            ratio(2 * true_positives, predicted + actual), actual)
+
+
 def macro_f1(y_true, y_pred):
     """The unweighted mean of each class's F1 = 2 tp / (2 tp + fp + fn), over the
     classes that occur in ``y_true`` or ``y_pred`` (a class never predicted correctly
     counts as 0, as in scikit-learn's ``f1_score(average="macro")``)."""
     matrix = confusion_matrix(y_true, y_pred)
-    true_positives = np.diag(matrix).astype(np.float64)
-    predicted = matrix.sum(axis=0)
-    actual = matrix.sum(axis=1)
-    present = (predicted + actual) > 0
-    f1 = 2 * true_positives[present] / (predicted[present] + actual[present])
-    return float(f1.mean())
+    _, _, f1, _ = precision_recall_f1(matrix)
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    return float(f1[present].mean())

@@ -12,39 +12,20 @@ import copy
 import math
 import signal
 import threading
-import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks, metrics, saving, schedules
 from . import losses as _losses
-from . import metrics
-from .layers import Activation, Layer, ReLU, _float_dtype
 from . import optimizers as _optimizers
-from . import saving
+from .callbacks import EpochPrinter, History
+from .layers import Activation, Layer, ReLU, mark
 
 __all__ = ["Network", "History"]
 
 _PREDICT_BATCH_SIZE = 256
 _NO_LOSS = 'choose a loss first, for example network.use("softmax_cross_entropy")'
-
-
-class History(dict):
-    """Per-epoch results of ``fit``: ``history["loss"]`` is a list with one float per
-    epoch, and so are "accuracy" (when the targets are classes), "val_loss" and
-    "val_accuracy" (with ``validation_data``). ``history.epochs`` counts the finished
-    epochs, ``history.steps`` the training steps (batches), and ``history.interrupted``
-    says whether Ctrl-C stopped the run early."""
-
-    steps = 0
-    interrupted = False
-
-    @property
-    def epochs(self):
-        return len(self.get("loss", ()))
-
-    def on_epoch_end(self, epoch, logs):
-        for key, value in logs.items():
-            self.setdefault(key, []).append(value)
 
 
 class _DeferredInterrupt:
@@ -74,73 +55,53 @@ class _DeferredInterrupt:
         return False
 
 
-class _EpochPrinter:
-    """Prints one line per epoch."""
-
-    def __init__(self, epochs):
-        self.epochs = epochs
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs):
-        now = time.perf_counter()
-        values = "  ".join(
-            f"{key}={value:.4f}" for key, value in logs.items() if value is not None
-        )
-        print(f"epoch {epoch + 1}/{self.epochs}  {values}  ({now - self.started:.1f}s)")
-        self.started = now
-
-
-def _check_number(name, value, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _samples(name, x):
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
+    x = _checks.numeric_array(name, x)
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(
             f"{name} must hold one or more samples along its first axis, got shape {x.shape}"
         )
-    _refuse_non_finite(name, x)
-    return x
-
-
-def _refuse_non_finite(name, values):
-    """A ValueError naming the first sample (and place in it) that holds NaN or inf."""
-    if values.dtype.kind != "f" or np.isfinite(values).all():
-        return
-    bad = np.argwhere(~np.isfinite(values))[0]
-    place = f" at position {tuple(int(i) for i in bad[1:])}" if len(bad) > 1 else ""
-    raise ValueError(
-        f"{name} contains NaN or infinite values: sample {int(bad[0])} holds "
-        f"{values[tuple(bad)]}{place}"
-    )
+    return _checks.finite(name, x)
 
 
 def _targets(name, y, count):
-    y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {y.dtype}")
+    y = _checks.numeric_array(name, y)
     if y.ndim == 0 or len(y) != count:
         raise ValueError(f"{name} must have one target per sample ({count}), got shape {y.shape}")
-    _refuse_non_finite(name, y)
-    return y
+    return _checks.finite(name, y)
 
 
 def _count_correct(outputs, labels):
     """How many outputs give the right label, or None when they are not class scores."""
-    if labels is None or outputs.ndim != 2:
+    if not metrics.labels_fit_outputs(labels, outputs):
         return None
     return int(np.count_nonzero(metrics.labels_from_outputs(outputs) == labels))
+
+
+@dataclass
+class _Run:
+    """What one ``fit`` call trains on and how."""
+
+    x: np.ndarray
+    y: np.ndarray
+    labels: object  # (N,) int labels, or None when the targets are not classes
+    epochs: int
+    schedule: object  # epoch -> learning rate
+    batch_size: int
+    shuffle: bool
+    rng: np.random.Generator
+    validation: object  # (x_val, y_val) or None
+    history: History
+    reporters: list
+    parallel: object  # a fastcnn.distributed.DataParallel optimizer, or None
+    interrupt: _DeferredInterrupt = None
+
+
+def _call_all(reporters, method, *arguments):
+    for reporter in reporters:
+        function = getattr(reporter, method, None)
+        if function is not None:
+            function(*arguments)
 
 
 class Network:
@@ -149,16 +110,22 @@ class Network:
     ``Network(layers=None, dtype=np.float32)``: every layer computes in ``dtype``.
     ``network.layers`` is the plain list of layers. ``network.metadata`` is a dict of
     JSON-able values that ``save`` keeps with the network (class names, say).
+    ``network.input_shape`` is the shape of one input sample once known (from
+    ``build``, ``fit``, ``predict``, ``summary(input_shape=...)`` or the first layer's
+    ``input_shape=``).
     """
 
     def __init__(self, layers=None, dtype=np.float32):
-        self.dtype = _float_dtype(dtype)
+        self.dtype = _checks.float_dtype(dtype)
         self.layers = []
         self.loss = None
         self.loss_prime = None
         self.input_shape = None
         self.optimizer = None
         self.metadata = {}
+        self.stop_training = False
+        self.learning_rate = None
+        self._rng = None
         for layer in layers or ():
             self.add(layer)
 
@@ -189,36 +156,85 @@ class Network:
         self.loss_prime = loss_prime
         return self
 
+    # ------------------------------------------------------------------ shapes
+
+    def _sample_shape(self):
+        """One input sample's shape, if known: the network's, else the first layer's."""
+        if self.input_shape is not None:
+            return self.input_shape
+        shape = getattr(self.layers[0], "input_shape", None) if self.layers else None
+        return None if shape is None else tuple(shape)
+
+    def build(self, input_shape):
+        """Build every layer for input samples of ``input_shape`` (one sample's shape,
+        for example (1, 28, 28)), as ``fit`` does before its first step: pick each
+        layer's initialisation (He before a ReLU, else Glorot) and create its
+        parameters. Layers already built stay as they are. Returns the network.
+        Raises ValueError if a layer cannot take the shape the one before it gives."""
+        if not self.layers:
+            raise ValueError("the network has no layers: add some first")
+        shape = _checks.sample_shape("input_shape", input_shape)
+        self.input_shape = shape
+        for layer, following in zip(self.layers, self.layers[1:] + [None]):
+            if isinstance(layer, Layer):
+                layer.set_default_init(
+                    isinstance(following, ReLU)
+                    or (isinstance(following, Activation)
+                        and getattr(following.f, "__name__", "") == "relu")
+                )
+        for layer in self.layers:
+            next_shape = getattr(layer, "compute_output_shape", None)
+            if next_shape is None:  # a layer of one's own: the rest build on first use
+                break
+            if getattr(layer, "input_shape", "") is None and not layer.parameters:
+                layer.build(shape)  # not built yet (weights set by hand count as built)
+            shape = tuple(next_shape(shape))
+        return self
+
+    def _prepare(self, sample_shape, seed):
+        """Before the first batch: build the layers for ``sample_shape`` and, with a
+        seed, seed every layer that has no seed of its own and the shuffling. Returns
+        the generator for shuffling (kept, and saved with the network, so training
+        continues identically after ``load``)."""
+        if not self.layers:
+            raise ValueError("the network has no layers: add some first")
+        if seed is not None:
+            sequences = np.random.SeedSequence(seed).spawn(len(self.layers) + 1)
+            for layer, sequence in zip(self.layers, sequences):
+                if isinstance(layer, Layer):
+                    layer.seed_from(sequence)
+            self._rng = np.random.default_rng(sequences[-1])
+        elif self._rng is None:
+            self._rng = np.random.default_rng()
+        self.build(sample_shape)
+        return self._rng
+
+    @property
+    def random_state(self):
+        """The state of the shuffling generator as a JSON-able dict (NumPy's
+        ``bit_generator.state``), or None before the first ``fit``."""
+        return None if self._rng is None else self._rng.bit_generator.state
+
+    @random_state.setter
+    def random_state(self, state):
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"not a PCG64 generator state: {error}") from None
+        self._rng = rng
+
+    # ------------------------------------------------------------------ training
+
     def _set_training(self, training):
         for layer in self.layers:
             layer.training = training
 
     def _forward(self, x):
+        x = mark(x, True)  # a Network always passes batches
         for layer in self.layers:
             x = layer.forward(x)
         return x
-
-    def _prepare(self, sample_shape, seed):
-        """Before the first batch: record the input shape, pick each unbuilt layer's
-        initialisation (He before a ReLU, else Glorot) and, with a seed, seed every
-        layer that has no seed of its own. Returns the generator for shuffling."""
-        if not self.layers:
-            raise ValueError("the network has no layers: add some first")
-        self.input_shape = tuple(sample_shape)
-        for layer, following in zip(self.layers, self.layers[1:] + [None]):
-            if getattr(layer, "init", "") is None:
-                relu_next = isinstance(following, ReLU) or (
-                    isinstance(following, Activation)
-                    and getattr(following.f, "__name__", "") == "relu"
-                )
-                layer.init = "he" if relu_next else "glorot"
-        if seed is None:
-            return np.random.default_rng()
-        sequences = np.random.SeedSequence(seed).spawn(len(self.layers) + 1)
-        for layer, sequence in zip(self.layers, sequences):
-            if hasattr(layer, "rng") and getattr(layer, "seed", None) is None:
-                layer.rng = np.random.default_rng(sequence)
-        return np.random.default_rng(sequences[-1])
 
     def fit(
         self,
@@ -233,143 +249,185 @@ class Network:
         verbose=1,
         seed=None,
         callbacks=(),
+        validation_split=0.0,
     ):
         """Train on (x, y) for ``epochs`` passes in mini-batches; returns a History.
 
         x: (N, ...) samples of any numeric dtype (uint8 images too), converted to the
         network's dtype batch by batch. y: one target per sample (integer labels or
-        rows shaped like the output). ``optimizer`` (an Optimizer such as ``Adam()``
-        or ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each layer's
+        rows shaped like the output). ``learning_rate``: a number, or a schedule (any
+        callable of the epoch index, 0-based, returning the rate; see
+        ``fastcnn.schedules``). ``optimizer`` (an Optimizer such as ``Adam()`` or
+        ``SGD(momentum=0.9)``, or a name: "sgd", "adam") replaces each layer's
         optimizer (passing the same object again keeps its state); without it the
         layers keep theirs (plain gradient descent by default). ``seed`` makes the run
         reproducible: it seeds the shuffling, dropout, and the initialisation of layers
-        not built yet that have no seed of their own. ``verbose=0`` prints nothing, 1 a
-        line per epoch.
+        not built yet that have no seed of their own; without it, a second ``fit``
+        continues the first one's shuffling. ``verbose=0`` prints nothing, 1 a line per
+        epoch.
 
-        ``callbacks``: objects told about the progress through whichever of these
-        methods they have: ``on_epoch_begin(epoch)``, ``on_batch_end(batch, logs)``
-        with logs {"size": samples in the batch, "loss": its mean loss, "correct": how
-        many it classified right, or None}, and ``on_epoch_end(epoch, logs)`` with the
-        epoch's entries of the History.
+        Validation after each epoch: ``validation_data=(x_val, y_val)``, or
+        ``validation_split``, a fraction in (0, 1) of the samples held out from the end
+        of x and y before any shuffling, as Keras does.
+
+        ``callbacks``: see ``fastcnn.callbacks`` (EarlyStopping, ModelCheckpoint, or
+        objects of one's own). Ctrl-C stops after the current step and returns the
+        History with ``interrupted`` set. Raises ValueError for non-finite data (naming
+        the sample) and FloatingPointError when the loss stops being finite.
         """
         if self.loss is None:
             raise RuntimeError(_NO_LOSS)
         x = _samples("x", x)
         y = _targets("y", y, len(x))
-        _check_positive_int("epochs", epochs)
-        _check_number("learning_rate", learning_rate)
-        _check_positive_int("batch_size", batch_size)
-        if validation_data is not None:
-            try:
-                x_val, y_val = validation_data
-            except (TypeError, ValueError):
-                raise ValueError("validation_data must be a pair (x_val, y_val)") from None
-            x_val = _samples("validation x", x_val)
-            y_val = _targets("validation y", y_val, len(x_val))
+        epochs = _checks.positive_int("epochs", epochs)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        schedule = learning_rate if callable(learning_rate) else schedules.constant(learning_rate)
+        split = _checks.number("validation_split", validation_split, minimum=0, below=1)
+        if split:
+            if validation_data is not None:
+                raise ValueError("give validation_data or validation_split, not both")
+            held_out = int(len(x) * split)
+            if not 1 <= held_out < len(x):
+                raise ValueError(
+                    f"validation_split={split:g} of {len(x)} samples leaves {held_out} to "
+                    "validate on and the rest to train on: both need at least one"
+                )
+            validation_data = (x[-held_out:], y[-held_out:])
+            x, y = x[:-held_out], y[:-held_out]
+        validation = self._validation(validation_data)
         if optimizer is not None and optimizer is not self.optimizer:
             optimizer = _optimizers.get(optimizer)
             self.optimizer = optimizer
             for layer in self.layers:
                 layer.optimizer = optimizer
 
+        # fastcnn.distributed.DataParallel: the same seed and parameters as rank 0.
+        parallel = self.optimizer if hasattr(self.optimizer, "shard") else None
+        if parallel is not None:
+            seed = parallel.common_seed(seed)
+            verbose = verbose if parallel.is_main_process else 0
         rng = self._prepare(x.shape[1:], seed)
-        labels = metrics.labels_from_targets(y)
+        if parallel is not None:
+            parallel.broadcast_parameters(self, x[:1])
         history = History()
-        reporters = [history] + ([_EpochPrinter(epochs)] if verbose else []) + list(callbacks)
-        epoch_starts = [r.on_epoch_begin for r in reporters if hasattr(r, "on_epoch_begin")]
-        batch_ends = [r.on_batch_end for r in reporters if hasattr(r, "on_batch_end")]
-        count = len(x)
-        backward_steps = [layer.backward for layer in reversed(self.layers)]
+        reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + list(callbacks)
+        run = _Run(x, y, metrics.labels_from_targets(y), epochs, schedule, batch_size,
+                   bool(shuffle), rng, validation, history, reporters, parallel)
+        for reporter in reporters:
+            if hasattr(reporter, "set_network"):
+                reporter.set_network(self)
+        self.stop_training = False
         self._set_training(True)
         # Nothing reads the gradient of the network's input: the first layer may skip it.
         first = self.layers[0]
-        skipped = first.input_gradient is True if isinstance(first, Layer) else False
+        skipped = isinstance(first, Layer) and first.input_gradient is True
         if skipped:
             first.input_gradient = False
+        _call_all(reporters, "on_train_begin")
         try:
-            with _DeferredInterrupt() as interrupt:
-                self._train_epochs(
-                    x, y, labels, epochs, learning_rate, batch_size, shuffle, rng,
-                    None if validation_data is None else (x_val, y_val), reporters, epoch_starts, batch_ends,
-                    backward_steps, interrupt,
-                )
+            with _DeferredInterrupt() as run.interrupt:
+                for epoch in range(epochs):
+                    self._train_epoch(run, epoch)
+                    if run.interrupt.requested or self.stop_training:
+                        break
         finally:
             if skipped:
                 first.input_gradient = True
-        if interrupt.requested:
+        _call_all(reporters, "on_train_end")
+        if run.interrupt.requested:
             history.interrupted = True
             if verbose:
                 print(f"interrupted: stopped after {history.steps} training steps")
         return history
 
-    def _train_epochs(
-        self, x, y, labels, epochs, learning_rate, batch_size, shuffle, rng, validation,
-        reporters, epoch_starts, batch_ends, backward_steps, interrupt,
-    ):
-        count = len(x)
-        history = reporters[0]
-        for epoch in range(epochs):
-            for on_epoch_begin in epoch_starts:
-                on_epoch_begin(epoch)
-            order = rng.permutation(count) if shuffle else None
-            loss_sum = 0.0
-            correct = 0 if labels is not None else None
-            for start in range(0, count, batch_size):
-                if interrupt.requested:
-                    return
-                batch = slice(start, start + batch_size)
-                if order is not None:
-                    batch = order[batch]
-                x_batch = x[batch].astype(self.dtype, copy=False)
-                y_batch = y[batch]
-                output = self._forward(x_batch)
-                loss = self.loss(y_batch, output)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss} in epoch {epoch + 1} (batch starting at "
-                        f"sample {start}); try a smaller learning_rate"
-                    )
-                loss_sum += loss * len(x_batch)
-                right = None
-                if correct is not None:
-                    right = _count_correct(output, labels[batch])
-                    correct = None if right is None else correct + right
-                gradient = self.loss_prime(y_batch, output)
-                for backward in backward_steps:
-                    gradient = backward(gradient, learning_rate)
-                history.steps += 1
-                if batch_ends:
-                    batch_logs = {"size": len(x_batch), "loss": loss, "correct": right}
-                    for on_batch_end in batch_ends:
-                        on_batch_end(start // batch_size, batch_logs)
-            logs = {"loss": loss_sum / count}
+    @staticmethod
+    def _validation(validation_data):
+        """(x_val, y_val), checked, or None."""
+        if validation_data is None:
+            return None
+        try:
+            x_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (x_val, y_val)") from None
+        x_val = _samples("validation x", x_val)
+        return x_val, _targets("validation y", y_val, len(x_val))
+
+    def _train_epoch(self, run, epoch):
+        """One pass over run.x; reports to run.reporters."""
+        self.learning_rate = schedules.rate_at(run.schedule, epoch)
+        _call_all(run.reporters, "on_epoch_begin", epoch)
+        count = len(run.x)
+        order = run.rng.permutation(count) if run.shuffle else None
+        backward_steps = [layer.backward for layer in reversed(self.layers)]
+        loss_sum = 0.0
+        correct = 0 if run.labels is not None else None
+        for start in range(0, count, run.batch_size):
+            if run.interrupt.requested:
+                return
+            batch_index = start // run.batch_size
+            _call_all(run.reporters, "on_batch_begin", batch_index)
+            batch = slice(start, start + run.batch_size)
+            if order is not None:
+                batch = order[batch]
+            if run.parallel is not None:  # this process's rows of the global batch
+                rows = np.arange(start, min(start + run.batch_size, count))
+                batch = run.parallel.shard(rows if order is None else batch)
+                if len(batch) == 0:  # none: join the others' gradient average
+                    run.parallel.join(self.layers, self.learning_rate)
+                    run.history.steps += 1
+                    continue
+            x_batch = run.x[batch].astype(self.dtype, copy=False)
+            y_batch = run.y[batch]
+            output = self._forward(x_batch)
+            loss = self.loss(y_batch, output)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss} in epoch {epoch + 1} (batch starting at "
+                    f"sample {start}); try a smaller learning_rate"
+                )
+            loss_sum += loss * len(x_batch)
+            right = None
             if correct is not None:
-                logs["accuracy"] = correct / count
-            if validation:
-                scores = self.evaluate(*validation)
-                logs["val_loss"] = scores["loss"]
-                if scores["accuracy"] is not None:
-                    logs["val_accuracy"] = scores["accuracy"]
-            for reporter in reporters:
-                reporter.on_epoch_end(epoch, logs)
+                right = _count_correct(output, run.labels[batch])
+                correct = None if right is None else correct + right
+            gradient = self.loss_prime(y_batch, output)
+            for backward in backward_steps:
+                gradient = backward(gradient, self.learning_rate)
+            run.history.steps += 1
+            _call_all(run.reporters, "on_batch_end", batch_index,
+                      {"size": len(x_batch), "loss": loss, "correct": right})
+        logs = {"loss": loss_sum / count}
+        if correct is not None:
+            logs["accuracy"] = correct / count
+        if run.parallel is not None:
+            logs = run.parallel.sum_over_processes(logs)
+        if run.validation:
+            scores = self.evaluate(*run.validation)
+            logs["val_loss"] = scores["loss"]
+            if scores["accuracy"] is not None:
+                logs["val_accuracy"] = scores["accuracy"]
+        _call_all(run.reporters, "on_epoch_end", epoch, logs)
+
+    # ------------------------------------------------------------------ inference
 
     def predict(self, x, batch_size=_PREDICT_BATCH_SIZE):
         """The last layer's output for x (N, ...) -> (N, ...), or for one sample.
 
-        Under ``softmax_cross_entropy`` these are logits: apply
+        One sample is an array of the rank of the network's input samples (known from
+        ``build``, ``fit``, or the first layer's ``input_shape=``); anything else is a
+        batch. Under ``softmax_cross_entropy`` these are logits: apply
         ``fastcnn.activations.softmax`` for probabilities. Dropout is off.
         """
-        _check_positive_int("batch_size", batch_size)
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"x must be numeric, got dtype {x.dtype}")
-        unbatched = self.input_shape is not None and x.ndim == len(self.input_shape)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        x = _checks.numeric_array("x", x)
+        if not self.layers:
+            raise ValueError("the network has no layers: add some first")
+        sample_shape = self._sample_shape()
+        unbatched = sample_shape is not None and x.ndim == len(sample_shape)
         if unbatched:
             x = x[None]
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(f"x must hold one or more samples, got shape {x.shape}")
-        if not self.layers:
-            raise ValueError("the network has no layers: add some first")
         if self.input_shape is None:
             self._prepare(x.shape[1:], None)
         self._set_training(False)
@@ -393,24 +451,21 @@ class Network:
         outputs = self.predict(x, batch_size)
         scores = {"loss": float(self.loss(y, outputs)), "accuracy": None, "macro_f1": None}
         labels = metrics.labels_from_targets(y)
-        if labels is not None and outputs.ndim == 2:
+        if metrics.labels_fit_outputs(labels, outputs):
             predicted = metrics.labels_from_outputs(outputs)
             scores["accuracy"] = metrics.accuracy(labels, predicted)
             scores["macro_f1"] = metrics.macro_f1(labels, predicted)
         return scores
 
-    def _summary_input_shape(self):
-        if self.input_shape is not None:
-            return self.input_shape
-        return getattr(self.layers[0], "input_shape", None) if self.layers else None
-
     def summary(self, input_shape=None):
         """Print and return a table of the layers, their output shapes (per sample) and
-        parameter counts. ``input_shape`` is one sample's shape, for example (1, 28, 28);
-        without it, the shape seen by ``fit``/``predict`` or the first layer's
-        ``input_shape=`` is used. Changes nothing: it traces a copy of the layers."""
-        if input_shape is None:
-            input_shape = self._summary_input_shape()
+        parameter counts. ``input_shape`` is one sample's shape, for example (1, 28, 28):
+        it builds the network for that shape (``build``); without it, the shape seen by
+        ``fit``/``predict`` or the first layer's ``input_shape=`` is used. Shapes are
+        computed, not traced, so nothing of the input's size is allocated."""
+        if input_shape is not None:
+            self.build(input_shape)
+        input_shape = self._sample_shape()
         if input_shape is None:
             raise ValueError(
                 "summary() needs the input shape: summary(input_shape=(C, H, W)), give "
@@ -418,13 +473,22 @@ class Network:
             )
         rows = [("Layer", "Output shape", "Params")]
         total = 0
-        x = np.zeros((1, *input_shape), self.dtype)
-        for layer in copy.deepcopy(self.layers):
-            layer.training = False
-            x = np.asarray(layer.forward(x))
-            count = sum(p.size for p in getattr(layer, "parameters", {}).values())
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            if getattr(layer, "compute_output_shape", None) is None:
+                # A layer of one's own: trace a copy of it on zeros.
+                probe = copy.deepcopy(layer)
+                probe.training = False
+                shape = tuple(np.asarray(probe.forward(np.zeros((1, *shape), self.dtype))).shape[1:])
+            else:
+                probe = layer
+                if getattr(layer, "input_shape", "") is None and not layer.parameters:
+                    probe = copy.deepcopy(layer)
+                    probe.build(shape)
+                shape = tuple(layer.compute_output_shape(shape))
+            count = sum(p.size for p in getattr(probe, "parameters", {}).values())
             total += count
-            rows.append((repr(layer), str(tuple(x.shape[1:])), f"{count:,}"))
+            rows.append((repr(layer), str(shape), f"{count:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         rule_width = sum(widths) + 4
 
@@ -438,25 +502,58 @@ class Network:
         print(text)
         return text
 
+    # ------------------------------------------------------------------ state
+
+    def get_weights(self):
+        """Copies of every layer's parameters and buffers, layer by layer in the
+        order of ``layer.parameters`` then ``layer.buffers`` (Keras's get_weights)."""
+        return [
+            np.array(array, copy=True)
+            for layer in self.layers if isinstance(layer, Layer)
+            for array in {**layer.parameters, **layer.buffers}.values()
+        ]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (as ``get_weights`` returns them) into the layers' arrays in
+        place. Raises ValueError if their number or shapes differ."""
+        targets = [
+            array
+            for layer in self.layers if isinstance(layer, Layer)
+            for array in {**layer.parameters, **layer.buffers}.values()
+        ]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"the network has {len(targets)} weight arrays, got {len(weights)}")
+        for index, (target, source) in enumerate(zip(targets, weights)):
+            source = np.asarray(source)
+            if source.shape != target.shape:
+                raise ValueError(
+                    f"weight array {index} has shape {target.shape}, got {source.shape}"
+                )
+            np.copyto(target, source, casting="same_kind")
+
     def save(self, path):
         """Write the network to ``path`` (an .npz file, named exactly ``path``): its
-        layers' classes and configs, dtype, input shape, loss, ``metadata``, parameters
-        and optimizer state. Only fastcnn's built-in layers, optimizers and activation
-        functions can be saved (a loss of one's own is left out: give it again with
-        ``use`` after loading). The file is replaced atomically: if saving fails or is
-        interrupted, the previous file is left as it was."""
+        layers' classes and configs, dtype, input shape, loss, ``metadata``, parameters,
+        buffers, optimizer state and random generators. Only fastcnn's built-in layers,
+        optimizers and activation functions can be saved (a loss of one's own is left
+        out: give it again with ``use`` after loading). The file is replaced atomically:
+        if saving fails or is interrupted, the previous file is left as it was."""
         saving.save(self, path)
 
     @classmethod
     def load(cls, path):
         """The network saved at ``path`` by ``save``: it predicts exactly as the saved
-        one did, and its optimizers continue where they stopped. Nothing in the file is
-        executed (no pickle); a damaged, truncated or incompatible file raises a
-        ValueError that names the file and says what is wrong."""
+        one did, and training continues where it stopped (optimizers, dropout and the
+        shuffling included). Nothing in the file is executed (no pickle); a damaged,
+        truncated or incompatible file raises a ValueError that names the file and says
+        what is wrong."""
         return saving.load(path, cls)
 
     def __repr__(self):
         return f"Network({self.layers!r}, dtype={self.dtype.name})"
+
+    # ------------------------------------------------------------------ hand-over
 
     def export(self, path):
         """Write the network as ONNX (``.onnx``, opset 17) or its weights under PyTorch's

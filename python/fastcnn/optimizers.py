@@ -11,30 +11,28 @@ write-ups. The update rules match ``torch.optim.SGD`` and ``torch.optim.Adam``
 (weight decay is added to the gradient, on every parameter).
 """
 
-import math
-
 import numpy as np
+
+from . import _checks
 
 __all__ = ["Optimizer", "GradientDescent", "SGD", "Adam", "get"]
 
 
 def _non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return _checks.number(name, value, minimum=0)
 
 
 def _in_unit_interval(name, value):
-    value = _non_negative(name, value)
-    if value >= 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return value
+    return _checks.number(name, value, minimum=0, below=1)
 
 
 class Optimizer:
-    """Base class: subclasses implement ``update`` and ``config``."""
+    """Base class: subclasses implement ``update`` and ``config``, and name in
+    ``state_kinds`` what ``update`` keeps per parameter once it has taken a step:
+    "array" for a buffer shaped like the parameter, "count" for a positive int
+    (saving checks a model file against it)."""
+
+    state_kinds = {}
 
     def update(self, parameter, gradient, learning_rate, state):
         """Change ``parameter`` in place from ``gradient`` (same shape and dtype).
@@ -55,6 +53,8 @@ class Optimizer:
 class GradientDescent(Optimizer):
     """The write-ups' rule and fastcnn's default: ``p -= learning_rate * g``."""
 
+    state_kinds = {}
+
     def update(self, parameter, gradient, learning_rate, state):
         parameter -= learning_rate * gradient
 
@@ -65,6 +65,8 @@ class SGD(Optimizer):
     g += weight_decay * p;  v = momentum * v + g;  p -= lr * (g + momentum * v if
     nesterov else v). With the defaults it is plain gradient descent.
     """
+
+    state_kinds = {"velocity": "array"}
 
     def __init__(self, momentum=0.0, nesterov=False, weight_decay=0.0):
         self.momentum = _in_unit_interval("momentum", momentum)
@@ -102,6 +104,8 @@ class Adam(Optimizer):
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
     p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     """
+
+    state_kinds = {"step": "count", "mean": "array", "square_mean": "array"}
 
     def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         self.beta1 = _in_unit_interval("beta1", beta1)

@@ -8,11 +8,13 @@ its own Figure, so it neither needs a display nor changes pyplot's state.
 
 import numpy as np
 
-__all__ = ["MISSING_MATPLOTLIB", "require_matplotlib", "write_report"]
+__all__ = ["MISSING_MATPLOTLIB", "PICTURE_FORMATS", "require_matplotlib", "write_report"]
 
 MISSING_MATPLOTLIB = (
     'the picture needs matplotlib: pip install "fastcnn[plot]" (or pip install matplotlib)'
 )
+# The file types matplotlib's Agg, PDF, PS and SVG backends write, by suffix.
+PICTURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "webp", "tif", "tiff")
 _GRID_ROWS, _GRID_COLUMNS = 3, 10
 _LABEL_SPACE, _GAP = 9, 16  # pixels of the mosaic above and beside each 28 x 28 image
 _WRONG, _RIGHT = "#c0392b", "#222222"
@@ -52,14 +54,21 @@ def write_report(path, history, confusion, images, true_labels, predicted_labels
 
 
 def _draw_curves(axes, history, key, name):
+    epochs = 0
     for prefix, label in (("", "train"), ("val_", "validation")):
         values = history.get(prefix + key)
         if values:
+            epochs = max(epochs, len(values))
             axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
+            if len(values) == 1:  # one epoch: print the value, not a lone dot on empty axes
+                axes.annotate(f"{values[0]:.4f}", (1, values[0]), textcoords="offset points",
+                              xytext=(8, 4 if prefix else -12), fontsize=9)
+    if epochs:
+        axes.set_xlim(0.5, epochs + 0.5)
+        axes.set_xticks(np.arange(1, epochs + 1))
     axes.set_title(f"{name} per epoch")
     axes.set_xlabel("epoch")
     axes.set_ylabel(name.lower())
-    axes.xaxis.get_major_locator().set_params(integer=True)
     if axes.lines:
         axes.legend()
     axes.grid(alpha=0.3)

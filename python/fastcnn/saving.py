@@ -1,11 +1,16 @@
 """The model file behind ``Network.save`` and ``Network.load``: one .npz archive.
 
 The archive holds ``network.json``, a 0-d string array with the description of the
-network (format version, dtype, input shape, loss, optimizers, and each layer's class
-name and ``config()``), and one array per parameter and per optimizer buffer::
+network (format version, dtype, input shape, loss, optimizers, the state of the
+random generators, and each layer's class name and ``config()``), and one array per
+parameter, per buffer (state saved but not trained) and per optimizer buffer::
 
-    layers.{i}.{parameter}              e.g. layers.0.kernels
+    layers.{i}.{name}                   e.g. layers.0.kernels, layers.1.running_mean
     layers.{i}.state.{parameter}.{key}  e.g. layers.0.state.kernels.mean (Adam)
+
+This module knows the file format only: what a layer holds, which shapes it expects
+(``Layer.state_shapes``) and what an optimizer keeps (``Optimizer.state_kinds``), it
+asks them. Files without the random-generator entries (older ones) load as before.
 
 Loading reads the archive with ``allow_pickle=False`` and builds layers only from
 fastcnn's own classes, looked up by name, so nothing in the file is ever run. Every
@@ -17,6 +22,7 @@ import json
 import math
 import os
 import secrets
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,32 +35,15 @@ FORMAT = "fastcnn.Network"
 FORMAT_VERSION = 1
 DESCRIPTION_KEY = "network.json"
 
+# fastcnn's built-in layers, by name: what layers.py exports (a new layer there is
+# saved and loaded without a change here).
 _LAYER_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        layers.Dense,
-        layers.Convolutional,
-        layers.MaxPool2D,
-        layers.AvgPool2D,
-        layers.Flatten,
-        layers.Reshape,
-        layers.Activation,
-        layers.ReLU,
-        layers.Tanh,
-        layers.Sigmoid,
-        layers.Softmax,
-        layers.Dropout,
-    )
+    name: cls
+    for name, cls in ((name, getattr(layers, name)) for name in layers.__all__)
+    if isinstance(cls, type) and issubclass(cls, layers.Layer) and cls is not layers.Layer
 }
 _OPTIMIZER_CLASSES = {
     cls.__name__: cls for cls in (optimizers.GradientDescent, optimizers.SGD, optimizers.Adam)
-}
-# The state each optimizer keeps per parameter once it has taken a step: "array" is a
-# buffer shaped like the parameter, "count" a positive int.
-_OPTIMIZER_STATE = {
-    "GradientDescent": {},
-    "SGD": {"velocity": "array"},
-    "Adam": {"step": "count", "mean": "array", "square_mean": "array"},
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -104,12 +93,13 @@ def _describe(network):
     for index, layer in enumerate(network.layers):
         config = _saveable_config(index, layer)
         description = {"class": type(layer).__name__, "config": config}
-        for name, parameter in layer.parameters.items():
-            arrays[f"layers.{index}.{name}"] = parameter
+        for name, array in {**layer.parameters, **layer.buffers}.items():
+            arrays[f"layers.{index}.{name}"] = array
         description["optimizer"] = optimizer_index(layer.optimizer)
-        # The layer keeps its optimizer's per-parameter state here (layers.Layer).
+        if layer.random_state is not None:
+            description["random_state"] = layer.random_state
         saved_states = {}
-        for name, state in layer.__dict__.get("_optimizer_state", {}).items():
+        for name, state in layer.optimizer_state.items():
             scalars = {}
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
@@ -137,6 +127,8 @@ def _describe(network):
         "layers": layer_descriptions,
         "metadata": network.metadata,
     }
+    if network.random_state is not None:
+        description["random_state"] = network.random_state
     return description, arrays
 
 
@@ -260,12 +252,14 @@ def _read_member(archive, info):
         raise _BadFile(f"the array {name!r} is compressed; fastcnn stores arrays uncompressed")
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise _BadFile(f"the array {name!r} has the unknown .npy version {version}")
+        read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        try:
+            shape, fortran_order, dtype = read_header(member)
+        except (SyntaxError, tokenize.TokenError, TypeError) as error:
+            # NumPy parses the header as a Python literal: damage can fail in the parser
+            raise _BadFile(f"the array {name!r} has a damaged header ({error})") from None
         if dtype.hasobject:
             raise _BadFile(f"{name!r} holds Python objects (pickle), which fastcnn never loads")
         size = math.prod(shape) * dtype.itemsize
@@ -343,9 +337,9 @@ def _build(description, arrays, network_class):
         network.add(layer)
         layer.optimizer = optimizer_at(_field(entry, "optimizer", (int,), where), where)
         state = _field(entry, "optimizer_state", (dict,), where)
-        layer.__dict__["_optimizer_state"] = _build_state(
-            where, layer, state, arrays, f"layers.{index}.state"
-        )
+        layer.optimizer_state = _build_state(where, layer, state, arrays, f"layers.{index}.state")
+        if entry.get("random_state") is not None:
+            _restore_random_state(f"{where} ({type(layer).__name__})", layer, entry["random_state"])
 
     network_optimizer = _field(description, "optimizer", (int, type(None)), "the description")
     if network_optimizer is not None:
@@ -358,6 +352,9 @@ def _build(description, arrays, network_class):
         ):
             raise _BadFile(f"the input shape {input_shape!r} is not a list of positive ints")
         network.input_shape = tuple(input_shape)
+        _check_chain(network)
+    if description.get("random_state") is not None:
+        _restore_random_state("the network", network, description["random_state"])
 
     loss = _field(description, "loss", (str, type(None)), "the description")
     if loss is not None:
@@ -414,7 +411,7 @@ def _build_layer(where, entry, dtype, arrays, prefix):
     except (TypeError, ValueError) as error:
         raise _BadFile(f"{where} has a bad config {entry['config']!r}: {error}") from None
 
-    expected = _parameter_shapes(where, layer, input_shape)
+    expected = _state_shapes(where, layer, input_shape)
     found = {key[len(prefix) + 1 :] for key in arrays if _is_parameter_key(key, prefix)}
     if set(expected) != found:
         raise _BadFile(
@@ -429,9 +426,7 @@ def _build_layer(where, entry, dtype, arrays, prefix):
         except (TypeError, ValueError) as error:
             problem = f"{where} cannot take its input shape {input_shape!r}: {error}"
             raise _BadFile(problem) from None
-    for parameter in expected:
-        array = arrays.pop(f"{prefix}.{parameter}")
-        setattr(layer, parameter, np.array(array, dtype=dtype, order="C"))
+    layer.load_state({name: arrays.pop(f"{prefix}.{name}") for name in expected})
     return layer
 
 
@@ -440,26 +435,49 @@ def _is_parameter_key(key, prefix):
     return rest is not None and "." not in rest
 
 
-def _parameter_shapes(where, layer, input_shape):
-    """parameter name -> the shape it must have, for the layer built on ``input_shape``."""
-    if input_shape is not None and (
+def _state_shapes(where, layer, input_shape):
+    """name -> the shape each parameter and buffer must have, for the layer built on
+    ``input_shape`` (none when the file gives no input shape: the layer was never built)."""
+    if input_shape is None:
+        return {}
+    if (
         not isinstance(input_shape, list)
         or not input_shape
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in input_shape)
     ):
         raise _BadFile(f"{where}: its input shape {input_shape!r} is not a list of positive ints")
-    if input_shape is None or not isinstance(layer, (layers.Dense, layers.Convolutional)):
-        return {}
-    if isinstance(layer, layers.Dense):
-        if len(input_shape) != 1:
-            raise _BadFile(f"{where}: its input shape {input_shape!r} is not (features,)")
-        return {"weights": (input_shape[0], layer.units), "bias": (layer.units,)}
-    if len(input_shape) != 3:
-        raise _BadFile(f"{where}: its input shape {input_shape!r} is not (C, H, W)")
-    return {
-        "kernels": (layer.depth, input_shape[0], *layer.kernel_size),
-        "biases": (layer.depth,),
-    }
+    try:
+        return layer.state_shapes(input_shape)
+    except (TypeError, ValueError) as error:
+        raise _BadFile(f"{where} cannot take its input shape {input_shape!r}: {error}") from None
+
+
+def _check_chain(network):
+    """Every layer's declared input shape is what the one before it gives for the
+    network's input shape (shapes are computed, nothing is allocated)."""
+    shape = network.input_shape
+    for index, layer in enumerate(network.layers):
+        declared = getattr(layer, "input_shape", None)
+        if declared is not None and tuple(declared) != tuple(shape):
+            source = "the network's input shape" if index == 0 else "the layers before it"
+            raise _BadFile(
+                f"layer {index} ({type(layer).__name__}) was built for samples of shape "
+                f"{tuple(declared)}, but {source} give {tuple(shape)}"
+            )
+        try:
+            shape = layer.compute_output_shape(shape)
+        except (TypeError, ValueError) as error:
+            raise _BadFile(
+                f"layer {index} ({type(layer).__name__}) cannot take samples of shape "
+                f"{tuple(shape)}: {error}"
+            ) from None
+
+
+def _restore_random_state(where, owner, state):
+    try:
+        owner.random_state = state
+    except (TypeError, ValueError) as error:
+        raise _BadFile(f"{where}: its random generator state is damaged ({error})") from None
 
 
 def _check_array(where, key, array, shape, dtype):
@@ -476,7 +494,7 @@ def _build_state(where, layer, saved, arrays, prefix):
     """The layer's optimizer state (parameter -> key -> value), checked against what
     its optimizer keeps."""
     optimizer_name = type(layer.optimizer).__name__
-    kinds = _OPTIMIZER_STATE[optimizer_name]
+    kinds = layer.optimizer.state_kinds
     parameters = layer.parameters
     found_arrays = {key for key in arrays if key.startswith(prefix + ".")}
     unknown = [name for name in saved if name not in parameters]

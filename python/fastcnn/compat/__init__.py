@@ -22,6 +22,16 @@ Write-up 002 (convolution with scipy.signal): ``Layer`` with ``forward`` / ``bac
 biases), ``Reshape``, ``Dense`` (column vectors), ``Activation``, ``Sigmoid``, ``Tanh``,
 ``Softmax``, ``train``, ``predict``, ``binary_cross_entropy``,
 ``binary_cross_entropy_prime``, ``mse``, ``mse_prime``.
+
+Write-ups 003 and 004 reuse some of these names with other meanings (003's ``ReLU`` is
+a function, 004's a layer class), so each has its own module:
+``fastcnn.compat.writeup003`` (the batched im2col functions) and
+``fastcnn.compat.writeup004`` (``ConvLayer``, ``ReLU``, ``MaxPool``, ``Output``); their
+docstrings list what they keep and what they correct.
+
+A compat class called with arguments that do not fit its write-up's signature (for
+example ``FCLayer(784, 100)``, write-up 002's ``Dense`` call) raises a TypeError that
+names the signature it takes, its write-up, and where the look-alike classes are.
 """
 
 import inspect
@@ -29,8 +39,11 @@ import math
 
 import numpy as np
 
-from . import activations, kernels, layers
-from .layers import Layer
+from .. import activations, kernels, layers
+from ..layers import Layer
+# imported so that fastcnn.compat.writeup00N works after a plain ``import fastcnn``
+from . import writeup003, writeup004
+from ._signatures import writeup_signature
 
 __all__ = [
     "Layer",
@@ -151,6 +164,11 @@ def binary_cross_entropy_prime(y_true, y_pred):
 # -- write-up 001: one sample at a time, images (H, W, C) ----------------------------
 
 
+@writeup_signature(
+    "001",
+    "for write-up 002's Dense(input_size, output_size) use fastcnn.compat.Dense, for "
+    "write-up 004's Output(input_len, nodes) fastcnn.compat.writeup004.Output",
+)
 class FCLayer(layers.Dense):
     """Write-up 001's fully connected layer: ``FCLayer(output_size)``, built on the
     first sample. Any input is one sample, flattened to (1, input_size); the output is
@@ -182,6 +200,11 @@ def _arity(function):
     return len(positional)
 
 
+@writeup_signature(
+    "001",
+    "write-up 002's Activation(activation, activation_prime) is "
+    "fastcnn.compat.Activation; Tanh() and Sigmoid() take no arguments",
+)
 class ActivationLayer(layers.Activation):
     """Write-up 001's ``ActivationLayer(activation, activation_prime)``;
     ``activation_prime(input, output)`` (write-up 001) or ``activation_prime(input)``
@@ -217,6 +240,12 @@ def _chw_to_hwc(x):
     return np.moveaxis(x, -3, -1)
 
 
+@writeup_signature(
+    "001",
+    "write-up 002's Convolutional(input_shape, kernel_size, depth) is "
+    "fastcnn.compat.Convolutional, write-up 004's ConvLayer(input_shape, kernel_size, "
+    "num_kernels, padding) fastcnn.compat.writeup004.ConvLayer",
+)
 class ConvolutionalLayer(layers.Convolutional):
     """Write-up 001's ``ConvolutionalLayer(filters_count, filter_shape, padding=(0, 0),
     stride=1)`` on one (H, W, C) image (or a batch (N, H, W, C)), giving (Ho, Wo,
@@ -246,6 +275,10 @@ class ConvolutionalLayer(layers.Convolutional):
         return _chw_to_hwc(super().backward(gradient, learning_rate))
 
 
+@writeup_signature(
+    "001",
+    "write-up 004's MaxPool(pool_size) is fastcnn.compat.writeup004.MaxPool",
+)
 class MaxPoolingLayer(layers.MaxPool2D):
     """Write-up 001's ``MaxPoolingLayer(pool_shape=(2, 2), stride=2)`` on one (H, W, C)
     sample (or (N, H, W, C)), giving (Ho, Wo, C). As in the write-up, a pool larger than
@@ -278,6 +311,10 @@ class MaxPoolingLayer(layers.MaxPool2D):
         return _chw_to_hwc(gradient[..., rows : height - rows, cols : width - cols])
 
 
+@writeup_signature(
+    "001",
+    "write-up 002's Reshape(input_shape, output_shape) is fastcnn.compat.Reshape",
+)
 class FlattenLayer(Layer):
     """Write-up 001's ``FlattenLayer``: one sample of any shape -> a 1-D array."""
 
@@ -289,6 +326,11 @@ class FlattenLayer(Layer):
         return np.reshape(output_error, self.input_shape)
 
 
+@writeup_signature(
+    "001",
+    "add layers with add(layer), then use(loss, loss_prime) and "
+    "fit(x_train, y_train, epochs, learning_rate)",
+)
 class NeuralNetwork:
     """Write-up 001's ``NeuralNetwork``: ``add(layer)`` and ``use(loss, loss_prime)``
     return the network, ``fit(x_train, y_train, epochs, learning_rate)`` updates after
@@ -342,6 +384,12 @@ class NeuralNetwork:
 # -- write-up 002: one sample at a time, images (C, H, W), column vectors --------------
 
 
+@writeup_signature(
+    "002",
+    "write-up 001's ConvolutionalLayer(filters_count, filter_shape, padding, "
+    "stride) is fastcnn.compat.ConvolutionalLayer, write-up 004's ConvLayer(input_shape, "
+    "kernel_size, num_kernels, padding) fastcnn.compat.writeup004.ConvLayer",
+)
 class Convolutional(layers.Convolutional):
     """Write-up 002's ``Convolutional(input_shape, kernel_size, depth)``: one (C, H, W)
     sample (or a batch (N, C, H, W)) -> (depth, H - k + 1, W - k + 1), stride 1, no
@@ -385,6 +433,11 @@ class Convolutional(layers.Convolutional):
         return grad_x if self.input.ndim == 4 else grad_x[0]
 
 
+@writeup_signature(
+    "002",
+    "write-up 001's FCLayer(output_size) is fastcnn.compat.FCLayer, write-up 004's "
+    "Output(input_len, nodes) fastcnn.compat.writeup004.Output",
+)
 class Dense(layers.Dense):
     """Write-up 002's ``Dense(input_size, output_size)`` on column vectors: a sample
     (input_size, 1) -> (output_size, 1), and the gradient back to (input_size, 1).
@@ -406,6 +459,10 @@ class Dense(layers.Dense):
         return gradient.reshape(self._sample_shape)
 
 
+@writeup_signature(
+    "002",
+    "write-up 001's FlattenLayer() is fastcnn.compat.FlattenLayer",
+)
 class Reshape(Layer):
     """Write-up 002's ``Reshape(input_shape, output_shape)``; also takes a batch
     (N, *input_shape) -> (N, *output_shape)."""
@@ -430,6 +487,11 @@ class Reshape(Layer):
         return np.reshape(output_gradient, self.input_shape)
 
 
+@writeup_signature(
+    "002",
+    "write-up 001's ActivationLayer(activation, activation_prime) is "
+    "fastcnn.compat.ActivationLayer",
+)
 class Activation(layers.Activation):
     """Write-up 002's ``Activation(activation, activation_prime)`` (float64)."""
 
@@ -439,6 +501,10 @@ class Activation(layers.Activation):
         self.activation_prime = activation_prime
 
 
+@writeup_signature(
+    "002",
+    "for tanh on any layer use Activation(tanh, tanh_prime)",
+)
 class Tanh(layers.Tanh):
     """Write-up 002's ``Tanh()`` (float64)."""
 
@@ -446,6 +512,10 @@ class Tanh(layers.Tanh):
         super().__init__(dtype=_DTYPE)
 
 
+@writeup_signature(
+    "002",
+    "for sigmoid on any layer use Activation(sigmoid, sigmoid_prime)",
+)
 class Sigmoid(layers.Sigmoid):
     """Write-up 002's ``Sigmoid()`` (float64, no overflow for large |x|)."""
 
@@ -453,6 +523,10 @@ class Sigmoid(layers.Sigmoid):
         super().__init__(dtype=_DTYPE)
 
 
+@writeup_signature(
+    "002",
+    "write-up 003's Softmax(z) function is fastcnn.compat.writeup003.Softmax",
+)
 class Softmax(Layer):
     """Softmax over the whole sample (for write-up 002's column vectors), with the full
     Jacobian-vector product in ``backward``."""
