@@ -6,6 +6,7 @@ ONNX bytes are also decoded here, so the writer is checked without any of them."
 
 import copy
 import json
+import re
 import struct
 import sys
 
@@ -120,8 +121,6 @@ def assert_close(actual, expected, relative):
 
 def mentions(*fragments):
     """A regex for pytest.raises(match=...) that needs every fragment, in order."""
-    import re
-
     return ".*".join(re.escape(fragment) for fragment in fragments)
 
 
@@ -161,6 +160,18 @@ def test_onnx_float64_model_is_valid_and_runs_without_convolutions(images, tmp_p
     (output,) = session.run(None, {"input": x})
     assert output.dtype == np.float64
     assert_close(output, network.predict(x), TRAINING_RELATIVE)
+
+
+def test_onnx_model_of_dropout_alone_passes_its_input_through():
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    network = Network([layers.Dropout(0.5)])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    network.predict(x)
+    model = export_module.onnx_bytes(network)
+    onnx.checker.check_model(onnx.load_from_string(model), full_check=True)
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"input": x})[0], x)
 
 
 def decode(data):

@@ -601,15 +601,6 @@ def _torch_pairs(network, module):
     return pairs
 
 
-def _optimizer_states(layer):
-    """The layer's optimizer state: parameter name -> that parameter's state dict."""
-    return layer.optimizer_state
-
-
-def _set_optimizer_states(layer, states):
-    layer.optimizer_state = states
-
-
 def _network_optimizer(network):
     """The optimizer rule shared by every layer that has parameters."""
     rules = {}
@@ -663,7 +654,7 @@ def to_torch_optimizer(network, module, learning_rate):
             "GradientDescent, SGD and Adam do"
         )
     for parameter, layer, name, transposed in pairs:
-        state = _optimizer_states(layer).get(name)
+        state = layer.optimizer_state.get(name)
         if not state:
             continue
 
@@ -733,10 +724,7 @@ def optimizer_from_torch(torch_optimizer, module, network):
     optimizer = _optimizer_rule(torch, torch_optimizer)
     pairs = _torch_pairs(network, module)
     network.optimizer = optimizer
-    for layer in network.layers:
-        if isinstance(layer, layers.Layer):
-            layer.optimizer = optimizer
-    states = {}
+    states = {id(layer): {} for layer in network.layers}
     for parameter, layer, name, transposed in pairs:
         torch_state = torch_optimizer.state.get(parameter)
         if not torch_state:
@@ -753,9 +741,11 @@ def optimizer_from_torch(torch_optimizer, module, network):
                      "square_mean": array("exp_avg_sq")}
         else:
             continue
-        states.setdefault(id(layer), (layer, {}))[1][name] = state
-    for layer, layer_states in states.values():
-        _set_optimizer_states(layer, layer_states)
+        states[id(layer)][name] = state
+    for layer in network.layers:
+        if isinstance(layer, layers.Layer):
+            layer.optimizer = optimizer  # which starts it afresh: hence the states after
+            layer.optimizer_state = states[id(layer)]
     return optimizer
 
 
