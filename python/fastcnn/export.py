@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layers
+from . import layers, saving
 from .optimizers import SGD, Adam, GradientDescent
 
 __all__ = [
@@ -78,7 +78,8 @@ def export(network, path):
     The network must know its input shape (after ``fit`` or ``predict``, or with the
     first layer built with ``input_shape=``) and every layer must have its parameters.
     Raises ValueError for another suffix, an unsupported layer (named) or an unbuilt
-    network; OSError when the file cannot be written.
+    network; OSError when the file cannot be written. The file is replaced atomically,
+    as ``Network.save`` does.
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":
@@ -90,8 +91,9 @@ def export(network, path):
             f"cannot tell the export format of {str(path)!r}: its name must end in "
             f"{' or '.join(SUFFIXES)}"
         )
-    # Everything is encoded before the file is opened, so a refused network leaves no file.
-    Path(path).write_bytes(data)
+    # Everything is encoded first, so a refused network leaves no file, and the file is
+    # written beside its place and renamed over it, so a failed write leaves the old one.
+    saving.write_atomically(Path(path), lambda file: file.write(data))
 
 
 # --------------------------------------------------------------------------- layer plans

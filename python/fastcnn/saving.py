@@ -63,7 +63,7 @@ def save(network, path):
     except (TypeError, ValueError) as error:
         raise TypeError(f"network.metadata cannot be saved as JSON ({error})") from None
     arrays[DESCRIPTION_KEY] = np.array(text)
-    _write_atomically(Path(path), arrays)
+    write_atomically(Path(path), lambda file: np.savez(file, **arrays))
 
 
 def _json_number(value):
@@ -169,9 +169,9 @@ def _loss_name(loss, loss_prime):
     return pair[0].__name__ if pair[1] is loss_prime else None
 
 
-def _write_atomically(path, arrays):
-    """Write the archive to a new file beside ``path``, flush it to disk, then rename it
-    over ``path``: a save that fails or is interrupted leaves the old file as it was."""
+def write_atomically(path, write):
+    """Call ``write(file)`` on a new file beside ``path``, flush it to disk, then rename
+    it over ``path``: a write that fails or is interrupted leaves the old file as it was."""
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: the folder {folder} does not exist")
@@ -182,7 +182,7 @@ def _write_atomically(path, arrays):
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
