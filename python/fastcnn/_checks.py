@@ -9,6 +9,7 @@ narrow integer dtype. A refusal is a ValueError (a number out of range) or a Typ
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -127,3 +128,31 @@ def output_length(axis, length, window, stride, padding):
             f"along {axis}"
         )
     return (length + 2 * padding - window) // stride + 1
+
+
+def _memory_bytes():
+    """This machine's memory in bytes, or None where it cannot be asked."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size_text(size):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:,.1f} {unit}" if unit != "bytes" else f"{size:,} bytes"
+        size /= 1024
+    return ""
+
+
+def fits_in_memory(name, shape, dtype):
+    """A MemoryError naming ``name`` when an array of ``shape`` and ``dtype`` would take
+    more than this machine's memory (instead of NumPy's bare one, or swapping)."""
+    size = math.prod(int(v) for v in shape) * np.dtype(dtype).itemsize
+    memory = _memory_bytes()
+    if memory is not None and size > memory:
+        raise MemoryError(
+            f"{name} of shape {tuple(shape)} would take {_size_text(size)}, more than this "
+            f"machine's {_size_text(memory)}"
+        )

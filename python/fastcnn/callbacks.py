@@ -189,6 +189,11 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs=None):
         self.best = None
+        folder = Path(self.path).parent
+        if not folder.is_dir():  # fail before training, not after its first epoch
+            raise FileNotFoundError(
+                f"ModelCheckpoint cannot save to {self.path}: the folder {folder} does not exist"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only:
@@ -196,5 +201,12 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(value):
                 return
             self.best = value
-        self.network.save(self.path.format(epoch=epoch + 1, **(logs or {})))
+        try:
+            path = self.path.format(epoch=epoch + 1, **(logs or {}))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"ModelCheckpoint's path {self.path!r} names a field fit does not log "
+                f"({error}); it can use epoch and {', '.join(sorted(logs or {}))}"
+            ) from None
+        self.network.save(path)
 

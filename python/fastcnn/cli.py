@@ -152,6 +152,10 @@ def _positive_float(text):
     return value
 
 
+_RAW_HELP = ("feed the pixel values as they are, for a model that records no "
+             "preprocessing (saved from the Python API without metadata['preprocessing'])")
+
+
 def _parser():
     parser = _Parser(
         prog="fastcnn",
@@ -211,6 +215,7 @@ def _parser():
     )
     evaluate.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
     evaluate.add_argument("--data", metavar="DIR", help="a folder with the Fashion-MNIST files")
+    evaluate.add_argument("--raw", action="store_true", help=_RAW_HELP)
     evaluate.set_defaults(run=evaluate_command)
 
     predict = commands.add_parser(
@@ -224,6 +229,7 @@ def _parser():
     predict.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
     predict.add_argument("file", metavar="FILE",
                          help="images: .npy, IDX (.idx, -ubyte, .gz), or a .png/.jpg picture")
+    predict.add_argument("--raw", action="store_true", help=_RAW_HELP)
     predict.set_defaults(run=predict_command)
 
     export = commands.add_parser(
@@ -340,7 +346,7 @@ def _class_names(network, count):
     return [str(index) for index in range(count)]
 
 
-def _model_input(network, images, where):
+def _model_input(network, images, where, raw=False):
     """Images of any layout that holds the model's input size per image -> the model's
     input batch, scaled as the model was trained."""
     images = np.asarray(images)
@@ -360,6 +366,13 @@ def _model_input(network, images, where):
             f"of shape {shape} (one, or a batch of them)"
         )
     scaling = _model_scaling(network)
+    if scaling is None and not raw:
+        raise CommandError(
+            "the model records no input preprocessing, so the pixels cannot be fed as it "
+            "was trained: before saving it, set network.metadata['preprocessing'] = "
+            "fastcnn.datasets.WRITE_UPS_SCALING.as_dict() (or the Rescaling it was trained "
+            "with), or pass --raw to feed the values as they are"
+        )
     if scaling is not None:
         _check_pixels(images, where)
         images = scaling(images)
@@ -526,7 +539,8 @@ def train_command(args):
         "model": args.model,
         "classes": list(datasets.FASHION_MNIST_CLASSES),
         "preprocessing": SCALING.as_dict(),
-        "trained_on": str(data.source),
+        "trained_on": f"{data.source.dataset}, {len(training):,} training images "
+                      f"({data.source})",
     }
     progress = _Progress(epochs, len(training), show_bar=not args.quiet and sys.stdout.isatty())
     history = network.fit(
@@ -592,7 +606,7 @@ def evaluate_command(args):
     data = datasets.fashion_mnist(path=args.data, splits=("test",))
     print(f"Data: {data.source}")
     _, (test_images, test_labels) = data
-    x = _model_input(network, test_images, "the test set")
+    x = _model_input(network, test_images, "the test set", args.raw)
     predicted = metrics.labels_from_outputs(network.predict(x))
     classes = int(max(predicted.max(), test_labels.max())) + 1
     names = _class_names(network, classes)
@@ -663,7 +677,7 @@ def predict_command(args):
     if network.input_shape is None:
         raise CommandError("the model has no input shape: it was saved before it was trained")
     images = _read_images(args.file, network.input_shape)
-    x = _model_input(network, images, args.file)
+    x = _model_input(network, images, args.file, args.raw)
     probabilities = _probabilities(network, network.predict(x))
     if probabilities.ndim != 2:
         raise CommandError(

@@ -221,7 +221,9 @@ class Layer:
             self.rng = np.random.default_rng(seed_sequence)
 
     def update_parameters(self, gradients, learning_rate):
-        """Keep ``gradients`` (name -> array) and let the optimizer update each parameter."""
+        """Keep ``gradients`` (name -> array) and let the optimizer update each parameter.
+        Raises TypeError / ValueError unless ``learning_rate`` is a finite number >= 0."""
+        _checks.number("learning_rate", learning_rate, minimum=0)
         self.__dict__["_gradients"] = gradients
         optimizer = self.optimizer
         states = self.optimizer_state
@@ -310,14 +312,24 @@ class Layer:
 
 
 def _image_shape(layer, shape):
-    """One image sample's (C, H, W), refusing an (H, W) with the missing axis named."""
+    """One image sample's (C, H, W), refusing an (H, W) with the missing axis named,
+    and an (H, W, C) image (channels last, as image files and some write-ups hold them:
+    a last axis of 1, 3 or 4 far shorter than the other two)."""
     if np.ndim(shape) == 1 and len(shape) == 2:
         raise ValueError(
             f"{layer} takes samples (C, H, W), got samples of shape {tuple(shape)}: the "
             "channel axis C is missing. For one-channel images add it with x[:, None] "
             "(x.reshape(N, 1, H, W))"
         )
-    return _checks.sample_shape(f"{layer} input_shape", shape, 3)
+    shape = _checks.sample_shape(f"{layer} input_shape", shape, 3)
+    height, width, last = shape
+    if last in (1, 3, 4) and height >= 8 * last and width >= 8 * last:
+        raise ValueError(
+            f"{layer} takes samples (C, H, W), got samples of shape {shape}, which look like "
+            "channels-last images (H, W, C): pass x.transpose(0, 3, 1, 2) (one image: "
+            "x.transpose(2, 0, 1))"
+        )
+    return shape
 
 
 def _wrong_signature(layer, write_up_form, fastcnn_form):
@@ -370,6 +382,7 @@ class Dense(Layer):
         they exist already (set by hand or loaded), in which case they must fit."""
         self.input_shape = _checks.sample_shape("Dense input_shape", input_shape, 1)
         (inputs,) = self.input_shape
+        _checks.fits_in_memory("Dense weights", (inputs, self.units), self.dtype)
         if self.weights is not None:
             if self.weights.shape[0] != inputs:
                 raise ValueError(
@@ -500,6 +513,8 @@ class Convolutional(Layer):
         self.output_shape = self.compute_output_shape(input_shape)
         self.input_shape = input_shape
         channels = input_shape[0]
+        _checks.fits_in_memory("Convolutional kernels", (self.depth, channels, *self.kernel_size),
+                               self.dtype)
         if self.kernels is not None:
             if self.kernels.shape[1] != channels:
                 raise ValueError(
@@ -530,9 +545,13 @@ class Convolutional(Layer):
         if self.kernels is None:
             self.build(batch.shape[1:])
         elif batch.shape[1] != self.kernels.shape[1]:
+            hint = ""
+            if unbatched:
+                hint = (f"; if this is a batch of {x.shape[0]} images without the channel "
+                        "axis, add it with x[:, None]")
             raise ValueError(
                 f"Convolutional was built for {self.kernels.shape[1]} input channels, "
-                f"got {batch.shape[1]} (input shape {x.shape})"
+                f"got {batch.shape[1]} (input shape {x.shape}){hint}"
             )
         y = kernels.correlate2d(batch, self.kernels, self.biases, self.stride, self.padding)
         return self._finish(x, y, unbatched)

@@ -31,6 +31,8 @@ def _float_array(y_pred):
     y_pred = np.asarray(y_pred)
     if y_pred.dtype not in (np.float32, np.float64):
         y_pred = y_pred.astype(np.float64)
+    if y_pred.size == 0:
+        raise ValueError(f"the predictions are empty (shape {y_pred.shape}): a loss needs samples")
     return y_pred
 
 
@@ -54,11 +56,12 @@ def _targets(y_true, y_pred):
     if not np.issubdtype(y_true.dtype, np.integer):
         whole = y_true.dtype.kind in "fb" and np.array_equal(y_true, np.round(y_true))
         if not whole or classes == 1:
-            fits = f"y.reshape{y_pred.shape}" if y_true.size == y_pred.size else (
-                "targets shaped like the predictions")
+            fits = f" (y.reshape{y_pred.shape})" if y_true.size == y_pred.size else (
+                f", or integer class labels shaped {y_pred.shape[:-1]}")
             raise ValueError(
-                f"targets of shape {y_true.shape} do not fit predictions of shape "
-                f"{y_pred.shape}: give targets shaped like the predictions ({fits})"
+                f"targets of shape {y_true.shape} and dtype {y_true.dtype} do not fit "
+                f"predictions of shape {y_pred.shape}: give targets shaped like the "
+                f"predictions{fits}"
             )
         raise TypeError(
             f"class labels must be integers, got dtype {y_true.dtype} "
@@ -113,11 +116,14 @@ def mse_prime(y_true, y_pred):
     return (2 / y_pred.size) * (y_pred - _targets(y_true, y_pred))
 
 
+# Probabilities are clipped to [EPSILON, 1 - EPSILON] before their logarithm or their
+# inverse is taken, as Keras's backend.epsilon() does (1e-7), so a confident wrong answer
+# costs -log(1e-7) = 16.1 and its gradient stays near 1e7 in float32 too.
+EPSILON = 1e-7
+
+
 def _clip_probabilities(p):
-    info = np.finfo(p.dtype)
-    # Keep log(p) and log(1 - p) finite: tiny is the smallest normal number and
-    # 1 - epsneg the largest number below 1.
-    return np.clip(p, info.tiny, 1 - info.epsneg)
+    return np.clip(p, p.dtype.type(EPSILON), p.dtype.type(1 - EPSILON))
 
 
 def binary_cross_entropy(y_true, y_pred):

@@ -20,7 +20,7 @@ from . import _checks, metrics, saving, schedules
 from . import losses as _losses
 from . import optimizers as _optimizers
 from .callbacks import EpochPrinter, History
-from .layers import Activation, Layer, ReLU, mark
+from .layers import Activation, Layer, ReLU, Softmax, mark
 
 __all__ = ["Network", "History"]
 
@@ -71,6 +71,17 @@ def _targets(name, y, count):
     return _checks.finite(name, y)
 
 
+def _refuse_other_channels(name, shape, sample_shape):
+    """One image sample whose channel count is not the network's is most likely a
+    batch of images without their channel axis: refuse it, saying so."""
+    if len(sample_shape) == 3 and shape[0] != sample_shape[0]:
+        raise ValueError(
+            f"{name} of shape {shape} is neither one sample {tuple(sample_shape)} nor a batch "
+            f"(N, {', '.join(map(str, sample_shape))}): for a batch of images without the "
+            "channel axis, add it with x[:, None]"
+        )
+
+
 def _count_correct(outputs, labels):
     """How many outputs give the right label, or None when they are not class scores."""
     if not metrics.labels_fit_outputs(labels, outputs):
@@ -95,6 +106,22 @@ class _Run:
     reporters: list
     parallel: object  # a fastcnn.distributed.DataParallel optimizer, or None
     interrupt: _DeferredInterrupt = None
+
+
+_CALLBACK_METHODS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+                     "on_batch_begin", "on_batch_end")
+
+
+def _callbacks(callbacks):
+    """The list of callbacks, each checked to have at least one callback method."""
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not any(callable(getattr(callback, name, None)) for name in _CALLBACK_METHODS):
+            raise TypeError(
+                f"a callback needs one or more of the methods {', '.join(_CALLBACK_METHODS)} "
+                f"(see fastcnn.callbacks.Callback), got {callback!r}"
+            )
+    return callbacks
 
 
 def _call_all(reporters, method, *arguments):
@@ -277,6 +304,14 @@ class Network:
         """
         if self.loss is None:
             raise RuntimeError(_NO_LOSS)
+        if self.loss is _losses.softmax_cross_entropy and self.layers and isinstance(
+            self.layers[-1], Softmax
+        ):
+            raise ValueError(
+                "the network ends in a Softmax layer and softmax_cross_entropy applies the "
+                "softmax again: drop the Softmax layer (predict then gives logits), or use "
+                '"cross_entropy", which takes probabilities'
+            )
         x = _samples("x", x)
         y = _targets("y", y, len(x))
         epochs = _checks.positive_int("epochs", epochs)
@@ -310,7 +345,7 @@ class Network:
         if parallel is not None:
             parallel.start(self, x)
         history = History()
-        reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + list(callbacks)
+        reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + _callbacks(callbacks)
         run = _Run(x, y, metrics.labels_from_targets(y), epochs, schedule, batch_size,
                    bool(shuffle), rng, validation, history, reporters, parallel)
         for reporter in reporters:
@@ -339,6 +374,25 @@ class Network:
             if verbose:
                 print(f"interrupted: stopped after {history.steps} training steps")
         return history
+
+    def _refuse_divergence(self, epoch, start):
+        """A FloatingPointError when a step left a parameter (or an optimizer's state)
+        non-finite: training has diverged, and nothing after it would mean anything."""
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                continue
+            arrays = dict(layer.parameters)
+            for name, state in layer.optimizer_state.items():
+                arrays.update({f"{name} ({key})": value for key, value in state.items()
+                               if isinstance(value, np.ndarray)})
+            for name, array in arrays.items():
+                if not np.isfinite(array).all():
+                    raise FloatingPointError(
+                        f"the loss became meaningless in epoch {epoch + 1} (batch starting "
+                        f"at sample {start}): training diverged, the step left "
+                        f"{type(layer).__name__} layer {index}'s {name} with NaN or infinite "
+                        "values; try a smaller learning_rate"
+                    )
 
     @staticmethod
     def _validation(validation_data):
@@ -376,23 +430,26 @@ class Network:
                     run.parallel.join(self.layers, self.learning_rate)
                     run.history.steps += 1
                     continue
-            x_batch = run.x[batch].astype(self.dtype, copy=False)
-            y_batch = run.y[batch]
-            output = self._forward(x_batch)
-            loss = self.loss(y_batch, output)
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss} in epoch {epoch + 1} (batch starting at "
-                    f"sample {start}); try a smaller learning_rate"
-                )
-            loss_sum += loss * len(x_batch)
-            right = None
-            if correct is not None:
-                right = _count_correct(output, run.labels[batch])
-                correct = None if right is None else correct + right
-            gradient = self.loss_prime(y_batch, output)
-            for backward in backward_steps:
-                gradient = backward(gradient, self.learning_rate)
+            # Overflow is not reported by NumPy but checked: the loss, then the parameters.
+            with np.errstate(over="ignore", invalid="ignore"):
+                x_batch = run.x[batch].astype(self.dtype, copy=False)
+                y_batch = run.y[batch]
+                output = self._forward(x_batch)
+                loss = self.loss(y_batch, output)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the loss became {loss} in epoch {epoch + 1} (batch starting at "
+                        f"sample {start}): training diverged; try a smaller learning_rate"
+                    )
+                loss_sum += loss * len(x_batch)
+                right = None
+                if correct is not None:
+                    right = _count_correct(output, run.labels[batch])
+                    correct = None if right is None else correct + right
+                gradient = self.loss_prime(y_batch, output)
+                for backward in backward_steps:
+                    gradient = backward(gradient, self.learning_rate)
+                self._refuse_divergence(epoch, start)
             run.history.steps += 1
             _call_all(run.reporters, "on_batch_end", batch_index,
                       {"size": len(x_batch), "loss": loss, "correct": right})
@@ -425,9 +482,11 @@ class Network:
         sample_shape = self._sample_shape()
         unbatched = sample_shape is not None and x.ndim == len(sample_shape)
         if unbatched:
+            _refuse_other_channels("x", x.shape, sample_shape)
             x = x[None]
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(f"x must hold one or more samples, got shape {x.shape}")
+        _checks.finite("x", x)
         if self.input_shape is None:
             self._prepare(x.shape[1:], None)
         self._set_training(False)

@@ -56,8 +56,16 @@ class _BadFile(Exception):
 
 
 def save(network, path):
-    """Write ``network`` to ``path`` (exactly that name), replacing it atomically."""
+    """Write ``network`` to ``path`` (exactly that name), replacing it atomically.
+    A network holding NaN or infinite values (a diverged training) is refused with a
+    ValueError: ``load`` would refuse the file."""
     description, arrays = _describe(network)
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(
+                f"cannot save the network: its array {name!r} holds NaN or infinite values "
+                "(did training diverge? try a smaller learning rate)"
+            )
     try:
         text = json.dumps(description, allow_nan=False, default=_json_number)
     except (TypeError, ValueError) as error:
