@@ -29,7 +29,7 @@ def test_a_step_that_leaves_infinite_optimizer_state_stops_fit():
     network = small_cnn()
     network.fit(x, y, 1, 0.01, optimizer=Adam(), verbose=0, seed=0)
     network.layers[0].optimizer_state["kernels"]["square_mean"][0] = np.inf
-    with pytest.raises(FloatingPointError, match=r"kernels \(square_mean\).*diverged"):
+    with pytest.raises(FloatingPointError, match=r"diverged.*kernels \(square_mean\)"):
         network.fit(x, y, 1, 0.01, verbose=0)
 
 
