@@ -304,7 +304,11 @@ class DataSource:
         return self.kind == "sample"
 
     def __str__(self):
-        counts = f"{self.train_size:,} train / {self.test_size:,} test"
+        counts = " / ".join(
+            f"{size:,} {split}"
+            for size, split in ((self.train_size, "train"), (self.test_size, "test"))
+            if size
+        )
         if self.is_sample:
             return (
                 f"the {self.train_size:,}-image {self.dataset} sample shipped with "

@@ -11,6 +11,8 @@ the GIL released, and the result does not depend on the thread count.
 Output sizes follow ``Ho = (H + 2 * padding - kh) // stride + 1``.
 """
 
+import numpy as np
+
 from . import _core
 
 __all__ = [
@@ -91,5 +93,9 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     """op(a) @ op(b) for 2-D arrays, where op transposes when its flag is set.
 
     (m, k) @ (k, n) -> (m, n). Transposed or strided operands are read in place.
+    Raises TypeError unless both flags are bools.
     """
-    return _core.matmul(a, b, transpose_a, transpose_b)
+    for name, flag in (("transpose_a", transpose_a), ("transpose_b", transpose_b)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    return _core.matmul(a, b, bool(transpose_a), bool(transpose_b))

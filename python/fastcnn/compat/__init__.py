@@ -233,6 +233,11 @@ class ActivationLayer(layers.Activation):
 
 
 def _hwc_to_chw(x):
+    if np.ndim(x) < 3:
+        raise ValueError(
+            f"write-up 001's image layers take (H, W, C) samples (or (N, H, W, C)), got an "
+            f"array of shape {np.shape(x)}: one channel still needs its axis, x[..., None]"
+        )
     return np.moveaxis(x, -1, -3)
 
 

@@ -98,6 +98,11 @@ class ConvLayer:
     """
 
     def __init__(self, input_shape, kernel_size=5, num_kernels=6, padding=0):
+        if np.ndim(input_shape) != 1 or len(input_shape) != 3:
+            raise ValueError(
+                f"ConvLayer's input_shape is one sample's (C, H, W), got {input_shape!r}; "
+                "for grayscale images that is (1, H, W)"
+            )
         input_depth, input_height, input_width = input_shape
         self.d = input_depth
         self.h = input_height + kernel_size - 1
