@@ -31,7 +31,7 @@ void add_partials_in_order(T* out, const T* partials, int64_t blocks, int64_t si
 // Scratch memory of the calling thread: grows to the largest request and is
 // kept for the next call; never value-initialised; 64-byte aligned. A kernel
 // call takes it whole (one call per thread at a time), and may hand parts of
-// it to the threads of its parallel_region.
+// it to the threads it starts.
 template <typename T>
 T* thread_workspace(int64_t count) {
     struct Buffer {

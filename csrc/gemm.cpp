@@ -112,78 +112,106 @@ void gemm_small(const Kernels<T>& kernels, const SmallProduct<T>& product, int t
     const int64_t scratch_size = product.b.col_stride == 1 ? 0 : product.kc * width;
     T* scratch = thread_workspace<T>(scratch_size * team);
     std::atomic<int64_t> next{0};
-    auto run = [&](int thread, Team&) {
+    parallel_claim(team, [&](int thread) {
         for (int64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
             const int64_t row0 = chunk / column_blocks * chunk_rows, col0 = chunk % column_blocks * width;
             kernels.small_block(product, row0, std::min(product.m, row0 + chunk_rows), col0,
                                 std::min(product.n, col0 + width), scratch + thread * scratch_size);
         }
-    };
-    if (team == 1) {
-        Team alone(1);
-        run(0, alone);
-    } else {
-        parallel_region(team, run);
-    }
+    });
 }
 
-// The packed path. For each kc×nc panel of B, packed by the whole team (a
-// share of its NR-column panels each), then, after a barrier, chunks of
-// (MC rows × a column group) claimed by the threads: each packs its rows of A
-// and runs the register tiles. A second barrier keeps the panel until all are
-// done with it.
+// How the packed path cuts one product: kc from L1, column groups from L2,
+// the panel of B from L3. Shape and caches only, never the thread count,
+// decide kc, so every sum runs in the same order.
+struct BlockedPlan {
+    int64_t kc, group, nc, mc_most;
+};
+
 template <typename T>
-void gemm_blocked(const Kernels<T>& kernels, int64_t m, int64_t n, int64_t k,
-                  const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
-                  bool accumulate, int team) {
+BlockedPlan plan_blocked(const Kernels<T>& kernels, int64_t n, int64_t k) {
     const CacheSizes& caches = cpu_caches();
     const int64_t mr = kernels.mr, nr = kernels.nr, size = sizeof(T);
     const int64_t kc_most = std::clamp(round_down(caches.l1d / (kGemmL1Share * mr * size), 16),
                                        kGemmMinKC, kGemmMaxKC);
-    const int64_t kc_max = k_step(k, kc_most);
-    const int64_t group_most = std::max(nr, round_down(caches.l2 / kGemmL2Share / (kc_max * size), nr));
-    const int64_t nc = std::min(round_up(n, nr),
-                                std::max(group_most, round_down(caches.l3 / kGemmL3Share / (kc_max * size), nr)));
-    const int64_t mc_most = std::max(mr, round_down(caches.l2 / kGemmL2ShareA / (kc_max * size), mr));
-    const int64_t steps = ceil_div(n, nc) * ceil_div(k, kc_max);
+    const int64_t kc = k_step(k, kc_most);
+    const int64_t group = std::max(nr, round_down(caches.l2 / kGemmL2Share / (kc * size), nr));
+    const int64_t panel = std::max(group, round_down(caches.l3 / kGemmL3Share / (kc * size), nr));
+    const int64_t mc_most = std::max(mr, round_down(caches.l2 / kGemmL2ShareA / (kc * size), mr));
+    return {kc, group, std::min(round_up(n, nr), panel), mc_most};
+}
 
-    T* packed_b = thread_workspace<T>(kc_max * nc + team * mc_most * kc_max);
-    T* packed_a = packed_b + kc_max * nc;
-    std::unique_ptr<std::atomic<int64_t>[]> claimed(new std::atomic<int64_t>[steps]);
-    for (int64_t step = 0; step < steps; ++step) claimed[step].store(0);
+// One kc×nc panel of B and the work on it: packed in NR-column panels
+// claimed by the threads, then computed in chunks of (MC rows × a column
+// group) claimed likewise. The counters say how much is done, so a thread
+// waits only for work another has begun, never for a thread that is absent.
+struct Phase {
+    std::atomic<int64_t> next_pack{0}, packed{0}, next_chunk{0}, computed{0};
+};
 
-    parallel_region(team, [&](int thread, Team& members) {
-        T* own_a = packed_a + thread * mc_most * kc_max;
-        int64_t step = 0;
-        for (int64_t jc = 0; jc < n; jc += nc) {
-            const int64_t cols = std::min(nc, n - jc);
-            for (int64_t pc = 0; pc < k; pc += kc_max, ++step) {
-                const int64_t kc = std::min(kc_max, k - pc);
-                const int64_t b_panels = ceil_div(cols, nr);
-                const int64_t first = b_panels * thread / members.size();
-                const int64_t last = b_panels * (thread + 1) / members.size();
-                if (first < last)
-                    kernels.pack_b(b, pc, kc, jc + first * nr, std::min(last * nr, cols) - first * nr,
-                                   packed_b + first * nr * kc);
-                members.barrier();
-                // Column groups small enough for L2, rows cut to give each thread a few chunks.
-                const int64_t groups = ceil_div(cols, group_most);
-                const int64_t group = round_up(ceil_div(cols, groups), nr);
-                const int64_t wanted = ceil_div(kGemmChunksPerThread * team, ceil_div(cols, group));
-                const int64_t mc = std::clamp(round_up(ceil_div(m, wanted), mr), mr, mc_most);
-                const int64_t row_blocks = ceil_div(m, mc), column_groups = ceil_div(cols, group);
-                int64_t packed_rows = -1;
-                for (int64_t chunk; (chunk = claimed[step].fetch_add(1)) < row_blocks * column_groups;) {
-                    const int64_t ic = chunk / column_groups * mc, jg = chunk % column_groups * group;
-                    const int64_t rows = std::min(mc, m - ic);
-                    if (packed_rows != ic) kernels.pack_a(a, ic, rows, pc, kc, own_a);
-                    packed_rows = ic;
-                    const OutputRef<T> out{c.data + ic * c.row_stride + (jc + jg) * c.col_stride,
-                                           c.row_stride, c.col_stride};
-                    kernels.packed_block(kc, own_a, rows, packed_b + jg * kc,
-                                         std::min(group, cols - jg), out, accumulate || pc > 0);
-                }
-                members.barrier();
+// The packed path. Phases run in order of (columns of B, k-steps); panels of
+// B alternate between two buffers, so packing the next one overlaps the end
+// of this one's work. A chunk of a phase starts after every chunk of the one
+// before is done, so each C block adds its k-steps in increasing order.
+template <typename T>
+void gemm_blocked(const Kernels<T>& kernels, int64_t m, int64_t n, int64_t k,
+                  const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
+                  bool accumulate, int team) {
+    const BlockedPlan plan = plan_blocked(kernels, n, k);
+    const int64_t mr = kernels.mr, nr = kernels.nr;
+    const int64_t k_steps = ceil_div(k, plan.kc), phases = ceil_div(n, plan.nc) * k_steps;
+    const int64_t panel_size = plan.kc * plan.nc, own_a_size = plan.mc_most * plan.kc;
+    T* panels = thread_workspace<T>(2 * panel_size + team * own_a_size);
+    std::unique_ptr<Phase[]> progress(new Phase[phases]);
+
+    // Chunks of a panel `cols` wide: column groups small enough for L2, rows
+    // cut to give each thread a few chunks.
+    const int64_t groups = ceil_div(std::min(plan.nc, n), plan.group);
+    const int64_t group = round_up(ceil_div(std::min(plan.nc, n), groups), nr);
+    const int64_t wanted_rows = ceil_div(kGemmChunksPerThread * team, groups);
+    const int64_t mc = std::clamp(round_up(ceil_div(m, wanted_rows), mr), mr, plan.mc_most);
+    const int64_t row_blocks = ceil_div(m, mc);
+    auto chunks_of = [&](int64_t cols) { return row_blocks * ceil_div(cols, group); };
+    auto pack_step_of = [&](int64_t panels_b) {
+        return std::max<int64_t>(1, panels_b / (kGemmChunksPerThread * team));
+    };
+
+    parallel_claim(team, [&](int thread) {
+        T* own_a = panels + 2 * panel_size + thread * own_a_size;
+        for (int64_t phase = 0; phase < phases; ++phase) {
+            const int64_t jc = phase / k_steps * plan.nc, pc = phase % k_steps * plan.kc;
+            const int64_t cols = std::min(plan.nc, n - jc), kc = std::min(plan.kc, k - pc);
+            T* panel = panels + phase % 2 * panel_size;
+            Phase& now = progress[phase];
+            // The buffer held the panel two phases back: wait until its work is done.
+            if (phase >= 2) {
+                const int64_t old_cols = std::min(plan.nc, n - (phase - 2) / k_steps * plan.nc);
+                wait_until_reaches(progress[phase - 2].computed, chunks_of(old_cols));
+            }
+            const int64_t b_panels = ceil_div(cols, nr), pack_step = pack_step_of(b_panels);
+            for (int64_t first; (first = now.next_pack.fetch_add(pack_step)) < b_panels;) {
+                const int64_t last = std::min(b_panels, first + pack_step);
+                kernels.pack_b(b, pc, kc, jc + first * nr, std::min(last * nr, cols) - first * nr,
+                               panel + first * nr * kc);
+                now.packed.fetch_add(last - first, std::memory_order_release);
+            }
+            wait_until_reaches(now.packed, b_panels);
+            if (phase >= 1) {
+                const int64_t old_cols = std::min(plan.nc, n - (phase - 1) / k_steps * plan.nc);
+                wait_until_reaches(progress[phase - 1].computed, chunks_of(old_cols));
+            }
+            const int64_t column_groups = ceil_div(cols, group), chunks = row_blocks * column_groups;
+            int64_t packed_rows = -1;
+            for (int64_t chunk; (chunk = now.next_chunk.fetch_add(1)) < chunks;) {
+                const int64_t ic = chunk / column_groups * mc, jg = chunk % column_groups * group;
+                const int64_t rows = std::min(mc, m - ic);
+                if (packed_rows != ic) kernels.pack_a(a, ic, rows, pc, kc, own_a);
+                packed_rows = ic;
+                const OutputRef<T> out{c.data + ic * c.row_stride + (jc + jg) * c.col_stride,
+                                       c.row_stride, c.col_stride};
+                kernels.packed_block(kc, own_a, rows, panel + jg * kc, std::min(group, cols - jg),
+                                     out, accumulate || pc > 0);
+                now.computed.fetch_add(1, std::memory_order_release);
             }
         }
     });

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -55,24 +56,34 @@ bool spin_until(Done done) {
 class Pool {
   public:
     // Runs job(0) on this thread and job(1) … job(team − 1) on workers, each
-    // on its own thread. Returns false, running nothing, if another call
-    // holds the workers.
+    // on its own thread. The jobs must not wait for each other: a job whose
+    // worker has not begun it by the time job(0) is done runs here instead,
+    // so a preempted worker costs nothing. Returns false, running nothing, if
+    // another call holds the workers.
     bool run(int team, const std::function<void(int)>& job) {
         std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
         if (!busy) return false;
-        const uint64_t generation = state_.load() >> 16;
+        const uint64_t generation = state_.load() >> 16, current = generation + 1;
         while (int(workers_.size()) < team - 1) {
-            const int slot = int(workers_.size()) + 1;
-            workers_.emplace_back([this, slot, generation] { work(slot, generation); });
+            workers_.push_back(std::make_unique<Worker>());
+            Worker* worker = workers_.back().get();
+            worker->taken.store(generation);
+            const int slot = int(workers_.size());
+            worker->thread = std::thread([this, worker, slot, generation] { work(*worker, slot, generation); });
         }
         job_ = &job;
         pending_.store(team - 1);
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            state_.store((generation + 1) << 16 | uint64_t(team));
+            state_.store(current << 16 | uint64_t(team));
             if (sleepers_ > 0) wake_.notify_all();
         }
         job(0);
+        for (int slot = 1; slot < team; ++slot)
+            if (workers_[slot - 1]->taken.exchange(current) != current) {
+                job(slot);
+                pending_.fetch_sub(1);
+            }
         if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
             std::unique_lock<std::mutex> lock(mutex_);
             done_.wait(lock, [&] { return pending_.load() == 0; });
@@ -81,8 +92,15 @@ class Pool {
     }
 
   private:
-    // Worker `slot` runs job(slot) of every call whose team includes it.
-    void work(int slot, uint64_t seen) {
+    struct Worker {
+        std::thread thread;
+        // The last call whose job this worker's slot was taken for, by the
+        // worker or (stolen) by the caller: whoever swaps it first runs it.
+        std::atomic<uint64_t> taken{0};
+    };
+
+    // The worker in `slot` runs job(slot) of every call whose team includes it.
+    void work(Worker& worker, int slot, uint64_t seen) {
         for (;;) {
             auto fresh = [&] { return state_.load(std::memory_order_acquire) >> 16 != seen; };
             if (!spin_until(fresh)) {
@@ -93,7 +111,7 @@ class Pool {
             }
             const uint64_t state = state_.load(std::memory_order_acquire);
             seen = state >> 16;
-            if (slot >= int(state & 0xffff)) continue;
+            if (slot >= int(state & 0xffff) || worker.taken.exchange(seen) == seen) continue;
             (*job_)(slot);
             if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
                 std::lock_guard<std::mutex> lock(mutex_);
@@ -104,7 +122,7 @@ class Pool {
 
     std::mutex busy_, mutex_;
     std::condition_variable wake_, done_;
-    std::vector<std::thread> workers_;
+    std::vector<std::unique_ptr<Worker>> workers_;
     const std::function<void(int)>* job_ = nullptr;
     // generation << 16 | team size: one word, so a worker never pairs one
     // call's generation with another's team.
@@ -127,33 +145,23 @@ int num_threads() { return thread_count.load(); }
 
 void set_num_threads(int n) { thread_count.store(std::max(1, n)); }
 
-void Team::barrier() {
-    if (size_ == 1) return;
-    const int64_t phase = phase_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
-        arrived_.store(0, std::memory_order_relaxed);
-        phase_.store(phase + 1, std::memory_order_release);
-        return;
-    }
-    auto passed = [&] { return phase_.load(std::memory_order_acquire) != phase; };
-    // A member that has not arrived was preempted: give it this core.
-    while (!spin_until(passed)) std::this_thread::yield();
+void wait_until_reaches(const std::atomic<int64_t>& counter, int64_t value) {
+    auto reached = [&] { return counter.load(std::memory_order_acquire) >= value; };
+    while (!spin_until(reached)) std::this_thread::yield();
 }
 
-void parallel_region(int max_threads, const std::function<void(int, Team&)>& body) {
-    const int team_size = std::clamp(std::min(max_threads, num_threads()), 1, kMaxTeam);
-    std::vector<std::exception_ptr> errors(team_size);
-    Team team(team_size);
+void parallel_claim(int max_threads, const std::function<void(int)>& body) {
+    const int team = std::clamp(std::min(max_threads, num_threads()), 1, kMaxTeam);
+    std::vector<std::exception_ptr> errors(team);
     const std::function<void(int)> job = [&](int index) {
         try {
-            body(index, team);
+            body(index);
         } catch (...) {
             errors[index] = std::current_exception();
         }
     };
-    if (team_size == 1 || !pool->run(team_size, job)) {
-        Team alone(1);
-        body(0, alone);
+    if (team == 1 || !pool->run(team, job)) {
+        body(0);
         return;
     }
     for (auto& error : errors)

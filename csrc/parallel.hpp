@@ -1,8 +1,8 @@
 // Splitting independent work over threads.
 //
 // parallel_for cuts [0, count) into contiguous chunks, one per task, and runs
-// each chunk on its own thread. parallel_region runs one body on a team of
-// threads that can wait for each other (pack, then compute). Kernels make
+// each chunk on its own thread. parallel_claim runs one body on several
+// threads that claim shared work until none is left. Kernels make
 // every output element the work of exactly one task (or reduce per-task
 // partials in a fixed order), so results never depend on how many threads ran.
 //
@@ -24,24 +24,15 @@ void set_num_threads(int n);
 void parallel_for(int64_t count, int64_t min_chunk,
                   const std::function<void(int64_t, int64_t)>& body);
 
-// The threads running one parallel_region, all at the same time.
-class Team {
-  public:
-    explicit Team(int size) : size_(size) {}
-    int size() const { return size_; }
-    // Returns once every member has called it (as often as this one).
-    void barrier();
+// Runs body(thread) for threads 0 … up to max_threads − 1, where each body
+// claims chunks of shared work (from an atomic counter) until none are left.
+// A body that no worker has begun by the time the caller's is done runs on the
+// caller (and finds nothing left), so a preempted worker delays nothing.
+void parallel_claim(int max_threads, const std::function<void(int)>& body);
 
-  private:
-    const int size_;
-    std::atomic<int> arrived_{0};
-    std::atomic<int64_t> phase_{0};
-};
-
-// Runs body(thread, team) on up to max_threads threads at once (thread 0 is
-// the caller). The team may be smaller than asked: a single thread when
-// another call holds the workers. The body must not throw past a barrier;
-// other exceptions are rethrown here.
-void parallel_region(int max_threads, const std::function<void(int, Team&)>& body);
+// Returns once counter ≥ value: spins a moment, then yields the core (the
+// threads it waits for may be preempted). For work claimed with
+// parallel_claim whose later steps need earlier ones finished.
+void wait_until_reaches(const std::atomic<int64_t>& counter, int64_t value);
 
 }  // namespace fastcnn
