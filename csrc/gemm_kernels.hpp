@@ -103,9 +103,12 @@ FASTCNN_INLINE void pack_a(const MatrixRef<T>& a, int64_t row0, int64_t rows, in
     for (int64_t ir = 0; ir < rows; ir += MR, out += MR * kc) {
         const int64_t height = std::min<int64_t>(MR, rows - ir);
         const T* src = a.data + (row0 + ir) * a.row_stride + col0 * a.col_stride;
-        if (a.col_stride == 1 && height == MR) {  // rows contiguous: read each along k
-            for (int64_t i = 0; i < MR; ++i)
-                for (int64_t p = 0; p < kc; ++p) out[p * MR + i] = src[i * a.row_stride + p];
+        if (a.col_stride == 1 && height == MR) {  // rows contiguous: MR streams along k
+            const T* row[MR];
+            for (int i = 0; i < MR; ++i) row[i] = src + i * a.row_stride;
+            for (int64_t p = 0; p < kc; ++p)
+#pragma GCC unroll 16
+                for (int i = 0; i < MR; ++i) out[p * MR + i] = row[i][p];
             continue;
         }
         for (int64_t p = 0; p < kc; ++p) {
@@ -124,7 +127,13 @@ FASTCNN_INLINE void pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int6
     for (int64_t jr = 0; jr < cols; jr += NR, out += NR * kc) {
         const int64_t width = std::min<int64_t>(NR, cols - jr);
         const T* src = b.data + row0 * b.row_stride + (col0 + jr) * b.col_stride;
-        if (b.col_stride != 1 && width == NR) {  // columns contiguous: read each along k
+        if (b.col_stride == 1 && width == NR) {  // rows contiguous: copy NR at a time
+            for (int64_t p = 0; p < kc; ++p)
+#pragma GCC unroll 64
+                for (int j = 0; j < NR; ++j) out[p * NR + j] = src[p * b.row_stride + j];
+            continue;
+        }
+        if (width == NR) {  // columns contiguous: read each along k
             for (int64_t j = 0; j < NR; ++j)
                 for (int64_t p = 0; p < kc; ++p) out[p * NR + j] = src[j * b.col_stride + p * b.row_stride];
             continue;
