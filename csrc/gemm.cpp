@@ -61,15 +61,13 @@ struct Kernels {
                 PREFIX##_small_block<T>};                                                       \
     }
 
-// Register tiles: MR rows × NV vectors of accumulators. 12×2 zmm fill 24 of
-// AVX-512's 32 registers (8 independent FMAs cover 4-cycle latency × 2 pipes,
-// whether the pipes are 512 bits wide or pump 256 bits twice); 6×2 fill 12 of
-// the 16 that AVX2 and SSE have. The unpacked path goes 4 vectors wide with
-// 32 registers, 2 with 16.
-FASTCNN_GEMM_ENTRY_POINTS(generic, , GenericIsa, 6, 2, 2)
+// Tile sizes: see tuning.hpp.
+FASTCNN_GEMM_ENTRY_POINTS(generic, , GenericIsa, kGemmTileRows16Registers, kGemmTileVectors, 2)
 #if FASTCNN_X86_DISPATCH
-FASTCNN_GEMM_ENTRY_POINTS(avx2, FASTCNN_TARGET_AVX2, Avx2Isa, 6, 2, 2)
-FASTCNN_GEMM_ENTRY_POINTS(avx512, FASTCNN_TARGET_AVX512, Avx512Isa, 12, 2, kGemmSmallMaxVectors)
+FASTCNN_GEMM_ENTRY_POINTS(avx2, FASTCNN_TARGET_AVX2, Avx2Isa, kGemmTileRows16Registers,
+                          kGemmTileVectors, 2)
+FASTCNN_GEMM_ENTRY_POINTS(avx512, FASTCNN_TARGET_AVX512, Avx512Isa, kGemmTileRows32Registers,
+                          kGemmTileVectors, kGemmSmallMaxVectors)
 #endif
 #undef FASTCNN_GEMM_ENTRY_POINTS
 
@@ -106,8 +104,12 @@ void gemm_small(const Kernels<T>& kernels, const SmallProduct<T>& product, int t
     const int64_t width = kernels.small_width;
     const int64_t column_blocks = ceil_div(product.n, width);
     const int64_t wanted = team == 1 ? 1 : kGemmChunksPerThread * team;
-    const int64_t row_chunks = std::min(ceil_div(product.m, 8), ceil_div(wanted, column_blocks));
-    const int64_t chunk_rows = round_up(ceil_div(product.m, row_chunks), 8);
+    // Chunks of whole row tiles (a multiple of both tile heights) when there
+    // are rows enough, else of the narrow tiles' height.
+    constexpr int64_t both = kGemmSmallRowsNarrow * kGemmSmallRowsWide / 2;
+    const int64_t unit = ceil_div(product.m, both) * column_blocks >= wanted ? both : kGemmSmallRowsNarrow;
+    const int64_t row_chunks = std::min(ceil_div(product.m, unit), ceil_div(wanted, column_blocks));
+    const int64_t chunk_rows = round_up(ceil_div(product.m, row_chunks), unit);
     const int64_t chunks = ceil_div(product.m, chunk_rows) * column_blocks;
     const int64_t scratch_size = product.b.col_stride == 1 ? 0 : product.kc * width;
     T* scratch = thread_workspace<T>(scratch_size * team);

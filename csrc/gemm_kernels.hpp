@@ -10,6 +10,7 @@
 
 #include "gemm.hpp"
 #include "simd_lanes.hpp"
+#include "tuning.hpp"
 
 #if FASTCNN_VECTORS
 namespace fastcnn {
@@ -239,22 +240,24 @@ FASTCNN_INLINE void small_block(const SmallProduct<T>& s, int64_t row0, int64_t 
             const bool accumulate = s.accumulate || pc > 0;
             const int64_t rows = row1 - row0;
             const int64_t ars = s.a.row_stride, acs = s.a.col_stride, ldc = s.ldc;
-            // 1 or 2 vectors wide: 8 rows give 8–16 accumulators; 3 or 4: 6 rows, 18–24 (of 32).
+            constexpr int narrow = kRegisters == 32 ? kGemmSmallRowsNarrow : kGemmSmallRowsWide;
             switch (vectors) {
                 case 1:
-                    small_rows<Isa, T, 1, 8>(rows, kc, a, ars, acs, b, ldb, last, c, ldc, accumulate);
+                    small_rows<Isa, T, 1, kGemmSmallRowsNarrow>(rows, kc, a, ars, acs, b, ldb, last, c,
+                                                                ldc, accumulate);
                     break;
                 case 2:
-                    small_rows<Isa, T, 2, (kRegisters == 32 ? 8 : 6)>(rows, kc, a, ars, acs, b, ldb,
-                                                                      last, c, ldc, accumulate);
+                    small_rows<Isa, T, 2, narrow>(rows, kc, a, ars, acs, b, ldb, last, c, ldc, accumulate);
                     break;
                 case 3:
                     if constexpr (MaxNV >= 3)
-                        small_rows<Isa, T, 3, 6>(rows, kc, a, ars, acs, b, ldb, last, c, ldc, accumulate);
+                        small_rows<Isa, T, 3, kGemmSmallRowsWide>(rows, kc, a, ars, acs, b, ldb, last, c,
+                                                                  ldc, accumulate);
                     break;
                 default:
                     if constexpr (MaxNV >= 4)
-                        small_rows<Isa, T, 4, 6>(rows, kc, a, ars, acs, b, ldb, last, c, ldc, accumulate);
+                        small_rows<Isa, T, 4, kGemmSmallRowsWide>(rows, kc, a, ars, acs, b, ldb, last, c,
+                                                                  ldc, accumulate);
                     break;
             }
         }

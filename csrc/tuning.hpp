@@ -15,12 +15,20 @@ namespace fastcnn {
 // next kernel call comes sooner than that, and a futex wake-up costs ~50 µs.
 constexpr int kSpinMicroseconds = 150;
 
-// A thread is worth starting for at least this many multiply-adds (~0.5 ms of
-// wake-up and cache warm-up would otherwise outweigh a share of the work).
+// A thread joins a product only for this many multiply-adds or more (~5 µs of
+// one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
 constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
 // Work is cut into about this many chunks per thread, claimed as threads come
 // free, so a preempted vCPU does not set the pace.
 constexpr int64_t kGemmChunksPerThread = 4;
+
+// Register tiles of the packed path: MR rows × kGemmTileVectors vectors of
+// accumulators. 12×2 zmm fill 24 of AVX-512's 32 registers (≥ 8 independent
+// FMAs cover 4-cycle latency × 2 pipes, whether the pipes are 512 bits wide or
+// pump 256 bits twice); 6×2 fill 12 of the 16 that AVX2 and SSE have.
+constexpr int kGemmTileRows32Registers = 12;
+constexpr int kGemmTileRows16Registers = 6;
+constexpr int kGemmTileVectors = 2;
 
 // Blocked (packed) GEMM. kc: the MR×kc micro-panel of A is reused from L1
 // while B's micro-panels stream past it, so it takes 1/kGemmL1Share of L1.
@@ -43,10 +51,14 @@ constexpr int64_t kGemmL3Share = 2;
 // most kGemmSmallMaxSide rows or columns.
 constexpr int64_t kGemmSmallMaxSide = 128;
 constexpr int64_t kGemmSmallMaxWork = int64_t(1) << 21;
-// The unpacked path's kc×(4 vectors) block of B is reused from L2 by every row
-// tile: 1/kGemmL2Share of L2, so k is split only beyond ~2000 (1 MB L2).
-// Its row tiles are MR×NV vectors: 4×6 or 3×6 fill 24 of 32 zmm accumulators;
-// 1 or 2 vectors wide, 8 rows keep 8 FMAs in flight (4-cycle latency × 2 pipes).
+// The unpacked path's kc×(block of columns) of B is reused from L2 by every
+// row tile: 1/kGemmL2Share of L2, so k is split only beyond ~2000 (1 MB L2).
+// Its blocks of columns are this many zmm wide: 6 rows × 4 vectors fill 24 of
+// AVX-512's 32 registers (AVX2 and SSE, with 16, go 2 vectors wide).
 constexpr int kGemmSmallMaxVectors = 4;
+// Its row tiles: 8 rows 1 or 2 vectors wide (8–16 accumulators, 6 × 2 with 16
+// registers), 6 rows 3 or 4 vectors wide (18–24).
+constexpr int kGemmSmallRowsNarrow = 8;
+constexpr int kGemmSmallRowsWide = 6;
 
 }  // namespace fastcnn
