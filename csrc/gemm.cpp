@@ -229,7 +229,7 @@ void gemm_any(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T
               bool accumulate, bool allow_threads) {
     const Kernels<T>& kernels = kernels_for<T>(active_simd());
     const int team = team_for(m * n * k, allow_threads);
-    if (std::min(m, n) <= kGemmSmallMaxSide || m * n * k <= kGemmSmallMaxWork) {
+    if (std::min({m, n, k}) <= kGemmSmallMaxSide || m * n * k <= kGemmSmallMaxWork) {
         const int64_t kc_most = std::max<int64_t>(
             8, round_down(cpu_caches().l2 / kGemmL2Share / (kernels.small_width * int64_t(sizeof(T))), 8));
         gemm_small(kernels, SmallProduct<T>{m, n, k, k_step(k, kc_most), a, b, c, ldc, accumulate}, team);

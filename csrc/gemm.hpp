@@ -1,11 +1,11 @@
 // Dense matrix multiply: C = A·B (or C += A·B).
 //
 // Two paths, chosen by shape alone. Small products, and those with a short
-// side (a dense layer's batch of 64, its 10 outputs), read A and B in place:
-// A broadcast from its rows, B's rows loaded as vectors, the whole k in one
-// pass. Larger ones are blocked BLIS-style: split n by NC, k by KC (pack a
-// KC×NC panel of B), split m by MC (pack an MC×KC block of A), then MR×NR
-// register tiles. Block sizes come from this CPU's caches (tuning.hpp), the
+// side (a dense layer's batch of 64, its 10 outputs, a k of 64), read A and B
+// in place: A broadcast from its rows, B's rows loaded as vectors, the whole k
+// in one pass. Larger ones are blocked BLIS-style: a kc×nc panel of B is
+// packed, then MC×kc blocks of A, then MR×NR register tiles, each MR×kc
+// micro-panel of A held in L1 while a column group of B streams from L2. Block sizes come from this CPU's caches (tuning.hpp), the
 // micro-kernels from its SIMD features (AVX-512, AVX2+FMA, or portable code).
 // A and B are read through (row stride, column stride) pairs, so transposed
 // and sliced operands need no copy; C is row-major with leading dimension ldc.

@@ -48,7 +48,7 @@ constexpr int64_t kGemmL3Share = 2;
 // Unpacked ("small") GEMM: A is broadcast from its rows and B's rows are read
 // in place, so nothing is packed. Products with a side this short (or this
 // little work) gain nothing from packing: a packed panel would be used by at
-// most kGemmSmallMaxSide rows or columns.
+// most kGemmSmallMaxSide rows or columns, or hold at most that many k-steps.
 constexpr int64_t kGemmSmallMaxSide = 128;
 constexpr int64_t kGemmSmallMaxWork = int64_t(1) << 21;
 // The unpacked path's kc×(block of columns) of B is reused from L2 by every
