@@ -18,6 +18,7 @@
 #endif
 
 #include "conv.hpp"
+#include "fma_peak.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
 #include "pool.hpp"
@@ -528,6 +529,22 @@ py::array matmul(py::object a_obj, py::object b_obj, bool transpose_a, bool tran
                          : run_matmul<double>(a, b, transpose_a, transpose_b, m, n, k);
 }
 
+// ---- FMA peak ----------------------------------------------------------------
+
+double fma_peak(py::object dtype_obj, int threads, double seconds) {
+    const py::dtype dtype = py::dtype::from_args(dtype_obj);
+    const bool single = dtype.is(py::dtype::of<float>()), twice = dtype.is(py::dtype::of<double>());
+    if (!single && !twice)
+        throw py::type_error("dtype must be float32 or float64, got " +
+                             py::str(dtype_obj).cast<std::string>());
+    if (threads < 1)
+        throw std::invalid_argument("threads must be at least 1, got " + std::to_string(threads));
+    if (!(seconds > 0 && seconds <= 60))
+        throw std::invalid_argument("seconds must be in (0, 60], got " + std::to_string(seconds));
+    py::gil_scoped_release release;
+    return fastcnn::fma_peak(twice, threads, seconds);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -550,6 +567,12 @@ PYBIND11_MODULE(_core, m) {
     m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a") = false,
           py::arg("transpose_b") = false);
 
+    m.def("fma_peak", &fma_peak, py::arg("dtype"), py::arg("threads") = 1,
+          py::arg("seconds") = 0.2,
+          "This host's measured peak in GFLOP/s: `threads` threads each running independent\n"
+          "fused multiply-adds on registers for about `seconds` on the active SIMD path, in\n"
+          "dtype (float32 or float64). TypeError for another dtype, ValueError for threads < 1\n"
+          "or seconds outside (0, 60].");
     m.def("set_num_threads", &fastcnn::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &fastcnn::num_threads);
     m.def("simd_path", &fastcnn::simd_path);

@@ -1,122 +1,223 @@
 #include "gemm.hpp"
 
 #include <algorithm>
-#include <utility>
 #include <atomic>
-#include <stdexcept>
+#include <memory>
+#include <utility>
 
+#include "common.hpp"
+#include "cpu_caches.hpp"
+#include "gemm_kernels.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
 
 namespace fastcnn {
 namespace {
 
-// Products smaller than this many multiply-adds stay on one thread.
-constexpr int64_t kMinParallelWork = int64_t(1) << 20;
-constexpr int kMaxTile = 12 * 32;  // the largest MR×NR below
-// A thread packs at least this many values of B.
-constexpr int64_t kMinPackWork = int64_t(1) << 16;
-// Products with at most this many rows skip packing (see gemm_few_rows).
-constexpr int64_t kFewRows = 2;
-
-// tile[MR×NR] = Σ_p a[p·MR + i]·b[p·NR + j] over packed panels, NR = NV·LANES.
-// Written once and instantiated per SIMD path: inlined into a function built
-// for that path, the vectors become zmm/ymm/xmm registers.
 #if FASTCNN_VECTORS
-template <typename T, int MR, int NV, int LANES>
-FASTCNN_INLINE void tile_product(int64_t kc, const T* __restrict a, const T* __restrict b,
-                                 T* __restrict tile) {
-    Vec<T, LANES> acc[MR][NV] = {};
-    for (int64_t p = 0; p < kc; ++p) {
-        Vec<T, LANES> row[NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) __builtin_memcpy(&row[j], b + j * LANES, sizeof(row[j]));
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-            const T scale = a[i];
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; ++j) acc[i][j] += row[j] * scale;
-        }
-        a += MR;
-        b += NV * LANES;
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j)
-            __builtin_memcpy(tile + (i * NV + j) * LANES, &acc[i][j], sizeof(acc[i][j]));
-}
-#else
-template <typename T, int MR, int NV, int LANES>
-inline void tile_product(int64_t kc, const T* a, const T* b, T* tile) {
-    constexpr int NR = NV * LANES;
-    T acc[MR * NR] = {};
-    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR)
-        for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) acc[i * NR + j] += a[i] * b[j];
-    for (int i = 0; i < MR * NR; ++i) tile[i] = acc[i];
-}
-#endif
 
+// One instruction set's kernels for one element type.
 template <typename T>
-struct MicroKernel {
-    int mr;
-    int nr;
-    void (*run)(int64_t kc, const T* a, const T* b, T* tile);
+struct Kernels {
+    int mr, nr;           // the packed path's register tile
+    int64_t small_width;  // the unpacked path's widest block of columns
+    void (*pack_a)(const MatrixRef<T>&, int64_t row0, int64_t rows, int64_t col0, int64_t kc, T* out);
+    void (*pack_b)(const MatrixRef<T>&, int64_t row0, int64_t kc, int64_t col0, int64_t cols, T* out);
+    void (*packed_block)(int64_t kc, const T* a, int64_t rows, const T* b, int64_t cols,
+                         const OutputRef<T>& c, bool accumulate);
+    void (*small_block)(const SmallProduct<T>&, int64_t row0, int64_t row1, int64_t col0,
+                        int64_t col1, T* scratch);
 };
 
-// Portable path: 16-byte vectors (SSE2 on x86-64, NEON on ARM).
-void float_generic(int64_t kc, const float* a, const float* b, float* tile) {
-    tile_product<float, 6, 2, 4>(kc, a, b, tile);
-}
-void double_generic(int64_t kc, const double* a, const double* b, double* tile) {
-    tile_product<double, 6, 2, 2>(kc, a, b, tile);
-}
+// Each set's entry points: the templates of gemm_kernels.hpp inlined into a
+// function built for that set, packing included.
+#define FASTCNN_GEMM_ENTRY_POINTS(PREFIX, TARGET, ISA, MR, NV, SMALL_NV)                        \
+    template <typename T>                                                                       \
+    TARGET void PREFIX##_pack_a(const MatrixRef<T>& a, int64_t row0, int64_t rows, int64_t col0, \
+                                int64_t kc, T* out) {                                           \
+        pack_a<T, MR>(a, row0, rows, col0, kc, out);                                            \
+    }                                                                                           \
+    template <typename T>                                                                       \
+    TARGET void PREFIX##_pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int64_t col0,  \
+                                int64_t cols, T* out) {                                         \
+        pack_b<T, NV * ISA::Lanes<T>::L>(b, row0, kc, col0, cols, out);                         \
+    }                                                                                           \
+    template <typename T>                                                                       \
+    TARGET void PREFIX##_packed_block(int64_t kc, const T* a, int64_t rows, const T* b,         \
+                                      int64_t cols, const OutputRef<T>& c, bool accumulate) {   \
+        packed_block<ISA, T, MR, NV>(kc, a, rows, b, cols, c, accumulate);                      \
+    }                                                                                           \
+    template <typename T>                                                                       \
+    TARGET void PREFIX##_small_block(const SmallProduct<T>& s, int64_t row0, int64_t row1,      \
+                                     int64_t col0, int64_t col1, T* scratch) {                  \
+        small_block<ISA, T, SMALL_NV>(s, row0, row1, col0, col1, scratch);                      \
+    }                                                                                           \
+    template <typename T>                                                                       \
+    Kernels<T> PREFIX##_kernels() {                                                             \
+        constexpr int L = ISA::Lanes<T>::L;                                                     \
+        return {MR,                    NV * L,                    SMALL_NV * L,                 \
+                PREFIX##_pack_a<T>,    PREFIX##_pack_b<T>,        PREFIX##_packed_block<T>,     \
+                PREFIX##_small_block<T>};                                                       \
+    }
 
+// Tile sizes: see tuning.hpp.
+FASTCNN_GEMM_ENTRY_POINTS(generic, , GenericIsa, kGemmTileRows16Registers, kGemmTileVectors, 2)
 #if FASTCNN_X86_DISPATCH
-// 6×2 ymm accumulators fill 12 of AVX2's 16 registers; 12×2 zmm fill 24 of 32.
-FASTCNN_TARGET_AVX2 void float_avx2(int64_t kc, const float* a,
-                                                    const float* b, float* tile) {
-    tile_product<float, 6, 2, 8>(kc, a, b, tile);
-}
-FASTCNN_TARGET_AVX2 void double_avx2(int64_t kc, const double* a,
-                                                     const double* b, double* tile) {
-    tile_product<double, 6, 2, 4>(kc, a, b, tile);
-}
-FASTCNN_TARGET_AVX512 void float_avx512(int64_t kc, const float* a,
-                                                     const float* b, float* tile) {
-    tile_product<float, 12, 2, 16>(kc, a, b, tile);
-}
-FASTCNN_TARGET_AVX512 void double_avx512(int64_t kc, const double* a,
-                                                      const double* b, double* tile) {
-    tile_product<double, 12, 2, 8>(kc, a, b, tile);
-}
+FASTCNN_GEMM_ENTRY_POINTS(avx2, FASTCNN_TARGET_AVX2, Avx2Isa, kGemmTileRows16Registers,
+                          kGemmTileVectors, 2)
+FASTCNN_GEMM_ENTRY_POINTS(avx512, FASTCNN_TARGET_AVX512, Avx512Isa, kGemmTileRows32Registers,
+                          kGemmTileVectors, kGemmSmallMaxVectors)
 #endif
+#undef FASTCNN_GEMM_ENTRY_POINTS
 
 template <typename T>
-MicroKernel<T> micro_kernel(Simd simd);
-
-template <>
-MicroKernel<float> micro_kernel<float>(Simd simd) {
+const Kernels<T>& kernels_for(Simd simd) {
+    static const Kernels<T> generic = generic_kernels<T>();
 #if FASTCNN_X86_DISPATCH
-    if (simd == Simd::avx512) return {12, 32, float_avx512};
-    if (simd == Simd::avx2) return {6, 16, float_avx2};
-#endif
+    static const Kernels<T> avx2 = avx2_kernels<T>(), avx512 = avx512_kernels<T>();
+    return for_simd(simd, avx512, avx2, generic);
+#else
     (void)simd;
-    return {6, 8, float_generic};
+    return generic;
+#endif
 }
 
-template <>
-MicroKernel<double> micro_kernel<double>(Simd simd) {
-#if FASTCNN_X86_DISPATCH
-    if (simd == Simd::avx512) return {12, 16, double_avx512};
-    if (simd == Simd::avx2) return {6, 8, double_avx2};
-#endif
-    (void)simd;
-    return {6, 4, double_generic};
+// Threads for `work` multiply-adds: one per kGemmMinThreadWork, at most all.
+int team_for(int64_t work, bool allow_threads) {
+    if (!allow_threads) return 1;
+    return int(std::clamp<int64_t>(work / kGemmMinThreadWork, 1, num_threads()));
 }
 
-int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
+// k split into equal steps of at most `most` (a multiple of 8): the steps
+// depend on k and the caches only, so sums run in the same order whatever the
+// thread count.
+int64_t k_step(int64_t k, int64_t most) {
+    const int64_t steps = ceil_div(k, most);
+    return std::min(k, round_up(ceil_div(k, steps), 8));
+}
+
+// The unpacked path: chunks of (rows × one block of columns) claimed by the
+// team's threads; each element is computed whole by one chunk.
+template <typename T>
+void gemm_small(const Kernels<T>& kernels, const SmallProduct<T>& product, int team) {
+    const int64_t width = kernels.small_width;
+    const int64_t column_blocks = ceil_div(product.n, width);
+    const int64_t wanted = team == 1 ? 1 : kGemmChunksPerThread * team;
+    // Chunks of whole row tiles (a multiple of both tile heights) when there
+    // are rows enough, else of the narrow tiles' height.
+    constexpr int64_t both = kGemmSmallRowsNarrow * kGemmSmallRowsWide / 2;
+    const int64_t unit = ceil_div(product.m, both) * column_blocks >= wanted ? both : kGemmSmallRowsNarrow;
+    const int64_t row_chunks = std::min(ceil_div(product.m, unit), ceil_div(wanted, column_blocks));
+    const int64_t chunk_rows = round_up(ceil_div(product.m, row_chunks), unit);
+    const int64_t chunks = ceil_div(product.m, chunk_rows) * column_blocks;
+    const int64_t scratch_size = product.b.col_stride == 1 ? 0 : product.kc * width;
+    T* scratch = thread_workspace<T>(scratch_size * team);
+    std::atomic<int64_t> next{0};
+    parallel_claim(team, [&](int thread) {
+        for (int64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
+            const int64_t row0 = chunk / column_blocks * chunk_rows, col0 = chunk % column_blocks * width;
+            kernels.small_block(product, row0, std::min(product.m, row0 + chunk_rows), col0,
+                                std::min(product.n, col0 + width), scratch + thread * scratch_size);
+        }
+    });
+}
+
+// How the packed path cuts one product: kc from L1, column groups from L2,
+// the panel of B from L3. Shape and caches only, never the thread count,
+// decide kc, so every sum runs in the same order.
+struct BlockedPlan {
+    int64_t kc, group, nc, mc_most;
+};
+
+template <typename T>
+BlockedPlan plan_blocked(const Kernels<T>& kernels, int64_t n, int64_t k) {
+    const CacheSizes& caches = cpu_caches();
+    const int64_t mr = kernels.mr, nr = kernels.nr, size = sizeof(T);
+    const int64_t kc_most = std::clamp(round_down(caches.l1d / (kGemmL1Share * mr * size), 16),
+                                       kGemmMinKC, kGemmMaxKC);
+    const int64_t kc = k_step(k, kc_most);
+    const int64_t group = std::max(nr, round_down(caches.l2 / kGemmL2Share / (kc * size), nr));
+    const int64_t panel = std::max(group, round_down(caches.l3 / kGemmL3Share / (kc * size), nr));
+    const int64_t mc_most = std::max(mr, round_down(caches.l2 / kGemmL2ShareA / (kc * size), mr));
+    return {kc, group, std::min(round_up(n, nr), panel), mc_most};
+}
+
+// One kc×nc panel of B and the work on it: packed in NR-column panels
+// claimed by the threads, then computed in chunks of (MC rows × a column
+// group) claimed likewise. The counters say how much is done, so a thread
+// waits only for work another has begun, never for a thread that is absent.
+struct Phase {
+    std::atomic<int64_t> next_pack{0}, packed{0}, next_chunk{0}, computed{0};
+};
+
+// The packed path. Phases run in order of (columns of B, k-steps); panels of
+// B alternate between two buffers, so packing the next one overlaps the end
+// of this one's work. A chunk of a phase starts after every chunk of the one
+// before is done, so each C block adds its k-steps in increasing order.
+template <typename T>
+void gemm_blocked(const Kernels<T>& kernels, int64_t m, int64_t n, int64_t k,
+                  const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
+                  bool accumulate, int team) {
+    const BlockedPlan plan = plan_blocked(kernels, n, k);
+    const int64_t mr = kernels.mr, nr = kernels.nr;
+    const int64_t k_steps = ceil_div(k, plan.kc), phases = ceil_div(n, plan.nc) * k_steps;
+    const int64_t panel_size = plan.kc * plan.nc, own_a_size = plan.mc_most * plan.kc;
+    T* panels = thread_workspace<T>(2 * panel_size + team * own_a_size);
+    std::unique_ptr<Phase[]> progress(new Phase[phases]);
+
+    // Chunks of a panel `cols` wide: column groups small enough for L2, rows
+    // cut to give each thread a few chunks.
+    const int64_t groups = ceil_div(std::min(plan.nc, n), plan.group);
+    const int64_t group = round_up(ceil_div(std::min(plan.nc, n), groups), nr);
+    const int64_t wanted_rows = ceil_div(kGemmChunksPerThread * team, groups);
+    const int64_t mc = std::clamp(round_up(ceil_div(m, wanted_rows), mr), mr, plan.mc_most);
+    const int64_t row_blocks = ceil_div(m, mc);
+    auto chunks_of = [&](int64_t cols) { return row_blocks * ceil_div(cols, group); };
+    auto pack_step_of = [&](int64_t panels_b) {
+        return std::max<int64_t>(1, panels_b / (kGemmChunksPerThread * team));
+    };
+
+    parallel_claim(team, [&](int thread) {
+        T* own_a = panels + 2 * panel_size + thread * own_a_size;
+        for (int64_t phase = 0; phase < phases; ++phase) {
+            const int64_t jc = phase / k_steps * plan.nc, pc = phase % k_steps * plan.kc;
+            const int64_t cols = std::min(plan.nc, n - jc), kc = std::min(plan.kc, k - pc);
+            T* panel = panels + phase % 2 * panel_size;
+            Phase& now = progress[phase];
+            // The buffer held the panel two phases back: wait until its work is done.
+            if (phase >= 2) {
+                const int64_t old_cols = std::min(plan.nc, n - (phase - 2) / k_steps * plan.nc);
+                wait_until_reaches(progress[phase - 2].computed, chunks_of(old_cols));
+            }
+            const int64_t b_panels = ceil_div(cols, nr), pack_step = pack_step_of(b_panels);
+            for (int64_t first; (first = now.next_pack.fetch_add(pack_step)) < b_panels;) {
+                const int64_t last = std::min(b_panels, first + pack_step);
+                kernels.pack_b(b, pc, kc, jc + first * nr, std::min(last * nr, cols) - first * nr,
+                               panel + first * nr * kc);
+                now.packed.fetch_add(last - first, std::memory_order_release);
+            }
+            wait_until_reaches(now.packed, b_panels);
+            if (phase >= 1) {
+                const int64_t old_cols = std::min(plan.nc, n - (phase - 1) / k_steps * plan.nc);
+                wait_until_reaches(progress[phase - 1].computed, chunks_of(old_cols));
+            }
+            const int64_t column_groups = ceil_div(cols, group), chunks = row_blocks * column_groups;
+            int64_t packed_rows = -1;
+            for (int64_t chunk; (chunk = now.next_chunk.fetch_add(1)) < chunks;) {
+                const int64_t ic = chunk / column_groups * mc, jg = chunk % column_groups * group;
+                const int64_t rows = std::min(mc, m - ic);
+                if (packed_rows != ic) kernels.pack_a(a, ic, rows, pc, kc, own_a);
+                packed_rows = ic;
+                const OutputRef<T> out{c.data + ic * c.row_stride + (jc + jg) * c.col_stride,
+                                       c.row_stride, c.col_stride};
+                kernels.packed_block(kc, own_a, rows, panel + jg * kc, std::min(group, cols - jg),
+                                     out, accumulate || pc > 0);
+                now.computed.fetch_add(1, std::memory_order_release);
+            }
+        }
+    });
+}
 
 // The share of a tiled extent that is real work, not padding.
 double used(int64_t extent, int64_t tile) {
@@ -124,204 +225,57 @@ double used(int64_t extent, int64_t tile) {
 }
 
 template <typename T>
-struct OutputRef {
-    T* data;
-    int64_t row_stride, col_stride;
-};
-
-// Copies rows [row0, row0+rows) × columns [col0, col0+kc) of A into panels of
-// mr rows, each stored column by column (mr values per column, zero-padded).
-template <typename T>
-void pack_a(const MatrixRef<T>& a, int64_t row0, int64_t rows, int64_t col0, int64_t kc,
-            int mr, T* out) {
-    for (int64_t ir = 0; ir < rows; ir += mr) {
-        const int64_t height = std::min<int64_t>(mr, rows - ir);
-        for (int64_t p = 0; p < kc; ++p, out += mr) {
-            const T* src = a.data + (row0 + ir) * a.row_stride + (col0 + p) * a.col_stride;
-            for (int64_t i = 0; i < height; ++i) out[i] = src[i * a.row_stride];
-            for (int64_t i = height; i < mr; ++i) out[i] = T(0);
-        }
-    }
-}
-
-// Copies rows [row0, row0+kc) × columns [col0, col0+cols) of B into panels of
-// nr columns, each stored row by row (nr values per row, zero-padded).
-template <typename T>
-void pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int64_t col0, int64_t cols,
-            int nr, T* out) {
-    for (int64_t jr = 0; jr < cols; jr += nr) {
-        const int64_t width = std::min<int64_t>(nr, cols - jr);
-        for (int64_t p = 0; p < kc; ++p, out += nr) {
-            const T* src = b.data + (row0 + p) * b.row_stride + (col0 + jr) * b.col_stride;
-            for (int64_t j = 0; j < width; ++j) out[j] = src[j * b.col_stride];
-            for (int64_t j = width; j < nr; ++j) out[j] = T(0);
-        }
-    }
-}
-
-// Adds (or writes) one micro-kernel tile into C, clipped at C's edges.
-template <typename T>
-void store_tile(const T* tile, int nr, int64_t height, int64_t width, T* dst,
-                const OutputRef<T>& c, bool overwrite) {
-    for (int64_t i = 0; i < height; ++i) {
-        const T* src = tile + i * nr;
-        T* out = dst + i * c.row_stride;
-        if (c.col_stride == 1 && overwrite)
-            std::copy(src, src + width, out);
-        else if (c.col_stride == 1)
-            for (int64_t j = 0; j < width; ++j) out[j] += src[j];
-        else if (overwrite)
-            for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] = src[j];
-        else
-            for (int64_t j = 0; j < width; ++j) out[j * c.col_stride] += src[j];
-    }
-}
-
-// C = (or +=) A·B. For each KC×NC panel of B, packed once, the work is split
-// over threads by panels of MR rows of C (each thread packing its own rows of
-// A) or, when C has too few rows for that, by panels of NR columns (A packed
-// once). Every element's sum runs over k in the same order either way.
-template <typename T>
-void gemm_blocked(const MicroKernel<T>& kernel, int64_t m, int64_t n, int64_t k,
-                  const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
-                  bool accumulate, bool allow_threads) {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        if (!accumulate)
-            for (int64_t i = 0; i < m; ++i)
-                for (int64_t j = 0; j < n; ++j) c.data[i * c.row_stride + j * c.col_stride] = 0;
+void gemm_any(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+              bool accumulate, bool allow_threads) {
+    const Kernels<T>& kernels = kernels_for<T>(active_simd());
+    const int team = team_for(m * n * k, allow_threads);
+    if (std::min({m, n, k}) <= kGemmSmallMaxSide || m * n * k <= kGemmSmallMaxWork) {
+        const int64_t kc_most = std::max<int64_t>(
+            8, round_down(cpu_caches().l2 / kGemmL2Share / (kernels.small_width * int64_t(sizeof(T))), 8));
+        gemm_small(kernels, SmallProduct<T>{m, n, k, k_step(k, kc_most), a, b, c, ldc, accumulate}, team);
         return;
     }
-    const int mr = kernel.mr, nr = kernel.nr;
-    const int64_t row_panels = (m + mr - 1) / mr;
-    const bool threaded = allow_threads && num_threads() > 1 && m * n * k >= 2 * kMinParallelWork;
-    const bool split_rows = row_panels >= 2 * num_threads();
-    std::vector<T> packed_b(std::min(kGemmNC, round_up(n, nr)) * std::min(kGemmKC, k));
-    std::vector<T> packed_a(split_rows ? 0 : round_up(m, mr) * std::min(kGemmKC, k));
-
-    for (int64_t jc = 0; jc < n; jc += kGemmNC) {
-        const int64_t nc = std::min(kGemmNC, n - jc);
-        for (int64_t pc = 0; pc < k; pc += kGemmKC) {
-            const int64_t kc = std::min(kGemmKC, k - pc);
-            // The panel of B is packed by all threads, a share of its columns each.
-            auto pack = [&](int64_t first, int64_t last) {
-                const int64_t col0 = first * nr, cols = std::min(last * nr, nc) - col0;
-                pack_b(b, pc, kc, jc + col0, cols, nr, packed_b.data() + col0 * kc);
-            };
-            const int64_t b_panels = (nc + nr - 1) / nr;
-            if (threaded)
-                parallel_for(b_panels, kMinPackWork / (int64_t(nr) * kc) + 1, pack);
-            else
-                pack(0, b_panels);
-            const bool overwrite = !accumulate && pc == 0;
-            // Tiles of rows [ir0, ir1) × columns [jr0, jr1) of this panel of C,
-            // with those rows of A packed at `a_rows`.
-            auto tiles = [&](const T* a_rows, int64_t ir0, int64_t ir1, int64_t jr0, int64_t jr1) {
-                alignas(64) T tile[kMaxTile];
-                for (int64_t jr = jr0; jr < jr1; jr += nr)
-                    for (int64_t ir = ir0; ir < ir1; ir += mr) {
-                        kernel.run(kc, a_rows + (ir - ir0) * kc, packed_b.data() + jr * kc, tile);
-                        store_tile(tile, nr, std::min<int64_t>(mr, ir1 - ir),
-                                   std::min<int64_t>(nr, jr1 - jr),
-                                   c.data + ir * c.row_stride + (jc + jr) * c.col_stride, c,
-                                   overwrite);
-                    }
-            };
-            if (split_rows) {
-                auto rows = [&](int64_t first, int64_t last) {
-                    std::vector<T> own_a(std::min(kGemmMC, (last - first) * mr) * kc);
-                    for (int64_t ic = first * mr; ic < std::min(last * mr, m); ic += kGemmMC) {
-                        const int64_t mc = std::min({kGemmMC, m - ic, last * mr - ic});
-                        pack_a(a, ic, mc, pc, kc, mr, own_a.data());
-                        tiles(own_a.data(), ic, ic + mc, 0, nc);
-                    }
-                };
-                const int64_t min_panels = kMinParallelWork / (int64_t(mr) * nc * kc) + 1;
-                if (threaded)
-                    parallel_for(row_panels, min_panels, rows);
-                else
-                    rows(0, row_panels);
-            } else {
-                pack_a(a, 0, m, pc, kc, mr, packed_a.data());
-                const int64_t column_panels = (nc + nr - 1) / nr;
-                auto columns = [&](int64_t first, int64_t last) {
-                    tiles(packed_a.data(), 0, m, first * nr, std::min(last * nr, nc));
-                };
-                const int64_t min_panels = kMinParallelWork / (int64_t(nr) * m * kc) + 1;
-                if (threaded)
-                    parallel_for(column_panels, min_panels, columns);
-                else
-                    columns(0, column_panels);
-            }
-        }
-    }
-}
-
-// A product with very few rows costs no more than packing B would: each row
-// of C is built directly, as a sum of scaled rows of B when B's rows are
-// contiguous, else as dot products with eight running partial sums.
-template <typename T>
-void gemm_few_rows(int64_t m, int64_t n, int64_t k, const MatrixRef<T>& a,
-                   const MatrixRef<T>& b, T* c, int64_t ldc, bool accumulate) {
-    constexpr int kParts = 8;
-    for (int64_t i = 0; i < m; ++i) {
-        T* row = c + i * ldc;
-        if (!accumulate) std::fill(row, row + n, T(0));
-        const T* a_row = a.data + i * a.row_stride;
-        if (b.col_stride == 1) {
-            // A block of kColumns sums stays in registers while p runs.
-            constexpr int64_t kColumns = 32;
-            for (int64_t j0 = 0; j0 < n; j0 += kColumns) {
-                const int64_t width = std::min(kColumns, n - j0);
-                T sums[kColumns] = {};
-                for (int64_t p = 0; p < k; ++p) {
-                    const T scale = a_row[p * a.col_stride];
-                    const T* b_row = b.data + p * b.row_stride + j0;
-                    if (width == kColumns)
-                        for (int64_t j = 0; j < kColumns; ++j) sums[j] += scale * b_row[j];
-                    else
-                        for (int64_t j = 0; j < width; ++j) sums[j] += scale * b_row[j];
-                }
-                for (int64_t j = 0; j < width; ++j) row[j0 + j] += sums[j];
-            }
-            continue;
-        }
-        for (int64_t j = 0; j < n; ++j) {
-            const T* b_column = b.data + j * b.col_stride;
-            T parts[kParts] = {};
-            int64_t p = 0;
-            for (; p + kParts <= k; p += kParts)
-                for (int q = 0; q < kParts; ++q)
-                    parts[q] += a_row[(p + q) * a.col_stride] * b_column[(p + q) * b.row_stride];
-            T sum = 0;
-            for (; p < k; ++p) sum += a_row[p * a.col_stride] * b_column[p * b.row_stride];
-            for (int q = 0; q < kParts; ++q) sum += parts[q];
-            row[j] += sum;
-        }
-    }
-}
-
-}  // namespace
-
-template <typename T>
-void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
-          bool accumulate, bool allow_threads) {
-    if (m <= kFewRows) {
-        gemm_few_rows(m, n, k, a, b, c, ldc, accumulate);
-        return;
-    }
-    const MicroKernel<T> kernel = micro_kernel<T>(active_simd());
     OutputRef<T> out{c, ldc, 1};
-    // Cᵀ = Bᵀ·Aᵀ fills the MR×NR tiles better when n is small against NR
-    // (a 10-column C wastes 22 of 32 tile columns, but only 2 of 12 rows).
-    if (used(n, kernel.mr) * used(m, kernel.nr) > 1.25 * used(m, kernel.mr) * used(n, kernel.nr)) {
+    // Cᵀ = Bᵀ·Aᵀ fills the MR×NR tiles better when n is small against NR.
+    if (used(n, kernels.mr) * used(m, kernels.nr) > 1.25 * used(m, kernels.mr) * used(n, kernels.nr)) {
         std::swap(m, n);
         std::swap(a, b);
         std::swap(a.row_stride, a.col_stride);
         std::swap(b.row_stride, b.col_stride);
         std::swap(out.row_stride, out.col_stride);
     }
-    gemm_blocked(kernel, m, n, k, a, b, out, accumulate, allow_threads);
+    gemm_blocked(kernels, m, n, k, a, b, out, accumulate, team);
+}
+
+#else
+
+// Compilers without vector extensions: plain loops, each sum in k order.
+template <typename T>
+void gemm_any(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+              bool accumulate, bool) {
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            T sum = 0;
+            for (int64_t p = 0; p < k; ++p)
+                sum += a.data[i * a.row_stride + p * a.col_stride] * b.data[p * b.row_stride + j * b.col_stride];
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + sum : sum;
+        }
+}
+
+#endif
+
+}  // namespace
+
+template <typename T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
+          bool accumulate, bool allow_threads) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+        return;
+    }
+    gemm_any(m, n, k, a, b, c, ldc, accumulate, allow_threads);
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>,

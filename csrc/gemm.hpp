@@ -1,21 +1,19 @@
-// Dense matrix multiply: C = A·B (or C += A·B), BLIS-style.
+// Dense matrix multiply: C = A·B (or C += A·B).
 //
-// The five loops around a register-tile micro-kernel: split n by NC, k by KC
-// (pack a KC×NC panel of B), split m by MC (pack an MC×KC block of A), then
-// MR×NR tiles. A and B are read through (row stride, column stride) pairs, so
-// transposed and sliced operands need no copy; C is row-major with leading
-// dimension ldc. The micro-kernel is chosen at run time from the CPU's SIMD
-// features (AVX-512, AVX2+FMA, or portable code).
+// Two paths, chosen by shape alone. Small products, and those with a short
+// side (a dense layer's batch of 64, its 10 outputs, a k of 64), read A and B
+// in place: A broadcast from its rows, B's rows loaded as vectors, the whole k
+// in one pass. Larger ones are blocked BLIS-style: a kc×nc panel of B is
+// packed, then MC×kc blocks of A, then MR×NR register tiles, each MR×kc
+// micro-panel of A held in L1 while a column group of B streams from L2. Block sizes come from this CPU's caches (tuning.hpp), the
+// micro-kernels from its SIMD features (AVX-512, AVX2+FMA, or portable code).
+// A and B are read through (row stride, column stride) pairs, so transposed
+// and sliced operands need no copy; C is row-major with leading dimension ldc.
 #pragma once
 
 #include <cstdint>
 
 namespace fastcnn {
-
-// Block sizes (elements). KC×NC of B stays in L3, MC×KC of A in L2.
-constexpr int64_t kGemmKC = 256;
-constexpr int64_t kGemmMC = 120;  // a multiple of every MR below
-constexpr int64_t kGemmNC = 2048;
 
 template <typename T>
 struct MatrixRef {

@@ -32,6 +32,7 @@ using Vec = typename VecOf<T, L>::type;
 }
 #else
 #define FASTCNN_VECTORS 0
+#define FASTCNN_INLINE inline
 #endif
 
 namespace fastcnn {

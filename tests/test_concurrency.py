@@ -34,6 +34,8 @@ def problems(seed=5):
     pool_grad_y = rng.standard_normal(argmax.shape)
     a = rng.standard_normal((150, 90), np.float32)
     b = rng.standard_normal((150, 70), np.float32)
+    big_a = rng.standard_normal((200, 300))  # every side > 128: the packed path
+    big_b = rng.standard_normal((250, 300))
     return {
         "correlate2d": (kernels.correlate2d, (x, w, bias, 2, 2)),
         "correlate2d_backward_weight": (kernels.correlate2d_backward_weight,
@@ -48,6 +50,7 @@ def problems(seed=5):
         "avgpool2d": (kernels.avgpool2d, (pool_x, 3, 2)),
         "avgpool2d_backward": (kernels.avgpool2d_backward, (pool_grad_y, (25, 25), 3, 2)),
         "matmul-aT": (kernels.matmul, (a, b, True, False)),
+        "matmul-packed-bT": (kernels.matmul, (big_a, big_b, False, True)),
     }
 
 

@@ -5,9 +5,11 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import fastcnn
+from fastcnn import _core
 
 
 def run_python(code, **env):
@@ -75,11 +77,15 @@ def test_every_simd_path_gives_the_reference_answers(path):
         from fastcnn import kernels, reference
         rng = np.random.default_rng(7)
         for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
-            for m, n, k in ((1, 1, 1), (13, 35, 7), (130, 260, 300)):
-                a = rng.standard_normal((m, k)).astype(dtype)
-                b = rng.standard_normal((k, n)).astype(dtype)
-                np.testing.assert_allclose(kernels.matmul(a, b), reference.matmul(a, b),
-                                           rtol=tol, atol=tol * k)
+            # Both matmul paths (unpacked, packed), every transpose.
+            for m, n, k in ((1, 1, 1), (13, 35, 7), (64, 10, 300), (130, 260, 300)):
+                for ta in (False, True):
+                    for tb in (False, True):
+                        a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                        b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                        np.testing.assert_allclose(kernels.matmul(a, b, ta, tb),
+                                                   reference.matmul(a, b, ta, tb),
+                                                   rtol=tol, atol=tol * k)
             x = rng.standard_normal((3, 4, 17, 15)).astype(dtype)
             w = rng.standard_normal((5, 4, 3, 3)).astype(dtype)
             np.testing.assert_allclose(kernels.correlate2d(x, w, None, 2, 1),
@@ -92,3 +98,25 @@ def test_every_simd_path_gives_the_reference_answers(path):
     assert result.returncode == 0, result.stderr
     assert f"SIMD path {path}" in result.stdout
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fma_peak_measures_a_positive_rate(dtype, threads):
+    rate = _core.fma_peak(dtype, threads, 0.01)
+    assert isinstance(rate, float) and 0 < rate < float("inf")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (("int32", 1, 0.01), TypeError, "float32 or float64"),
+        (("float32", 0, 0.01), ValueError, "threads"),
+        (("float32", 1, 0.0), ValueError, "seconds"),
+        (("float32", 1, 100.0), ValueError, "seconds"),
+    ],
+    ids=["dtype", "threads", "no-time", "too-long"],
+)
+def test_fma_peak_refuses_bad_arguments(arguments, error, message):
+    with pytest.raises(error, match=message):
+        _core.fma_peak(*arguments)

@@ -261,6 +261,55 @@ def test_matmul(assert_close, rng, m, k, n, transpose_a, transpose_b, dtype):
     check_matmul(assert_close, a, b, transpose_a, transpose_b)
 
 
+# Sizes around every register tile's edges (MR = 6, 8 or 12 rows; NR = 4 to 32
+# columns; the unpacked path's 1 to 4 vectors), on both matmul paths: the
+# unpacked one (a side of at most 128, or little work) and the packed one.
+
+EDGE_SIZES = list(range(1, 71))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("transpose_a", "transpose_b"), TRANSPOSES)
+@pytest.mark.parametrize("side", ["m", "k", "n"])
+def test_matmul_at_tile_edges(assert_close, rng, side, transpose_a, transpose_b, dtype):
+    for size in EDGE_SIZES:
+        m, k, n = (size if side == name else other for name, other in zip("mkn", (29, 37, 45)))
+        a, b = matmul_operands(rng, m, k, n, transpose_a, transpose_b, dtype)
+        check_matmul(assert_close, a, b, transpose_a, transpose_b)
+
+
+PACKED_EDGE_SIZES = [
+    pytest.param(m, k, n, id=f"m{m}-k{k}-n{n}")
+    for m, k, n in [
+        (129, 700, 129),  # k in several steps
+        (143, 131, 161),
+        (144, 300, 160),
+        (145, 130, 159),
+        (131, 257, 250),
+        (250, 513, 131),
+    ]
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("transpose_a", "transpose_b"), TRANSPOSES)
+@pytest.mark.parametrize(("m", "k", "n"), PACKED_EDGE_SIZES)
+def test_matmul_packed_path_at_tile_edges(assert_close, rng, m, k, n, transpose_a, transpose_b, dtype):
+    a, b = matmul_operands(rng, m, k, n, transpose_a, transpose_b, dtype)
+    check_matmul(assert_close, a, b, transpose_a, transpose_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("m", "k", "n"), [(150, 90, 70), (200, 300, 250)], ids=["unpacked", "packed"])
+def test_matmul_of_strided_views_matches_the_reference(assert_close, rng, m, k, n, dtype):
+    big_a = rng.standard_normal((2 * m, 3 * k), dtype)
+    big_b = rng.standard_normal((3 * n, 2 * k), dtype)
+    a = big_a[::2, ::3]  # rows and columns both strided
+    b = big_b[::-3, ::2].T  # (k, n), reversed and transposed
+    check_matmul(assert_close, a, b, False, False)
+    check_matmul(assert_close, a.T, b.T, True, True)
+
+
 # Max-pool ties, infinities and NaN: argmax and y must match exactly
 
 
@@ -564,6 +613,8 @@ def large_kernel_calls(rng, dtype):
             (),
         ),
         **matmul_calls(rng, 300, 300, 300, dtype),
+        **{f"{name}-dense": call for name, call in matmul_calls(rng, 64, 784, 100, dtype).items()},
+        **{f"{name}-narrow": call for name, call in matmul_calls(rng, 1000, 1280, 10, dtype).items()},
         **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
         **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
@@ -585,13 +636,18 @@ def conv_calls(suffix, x, w, grad_y, padding):
     }
 
 
-# Besides every kernel: one image (threads split its rows or channels) and the
-# im2col + gemm path of the convolutions.
-THREADED_NAMES = KERNEL_NAMES + [
-    f"{kernel}-{case}"
-    for case in ("batch1", "gemm")
-    for kernel in ("correlate2d", "correlate2d_backward_weight", "convolve2d_full")
-]
+# Besides every kernel: one image (threads split its rows or channels), the
+# im2col + gemm path of the convolutions, and matmul's unpacked path on a dense
+# layer's shapes (a batch of 64; 10 outputs).
+THREADED_NAMES = (
+    KERNEL_NAMES
+    + [
+        f"{kernel}-{case}"
+        for case in ("batch1", "gemm")
+        for kernel in ("correlate2d", "correlate2d_backward_weight", "convolve2d_full")
+    ]
+    + [f"{name}-{case}" for case in ("dense", "narrow") for name in KERNEL_NAMES if "matmul" in name]
+)
 
 
 @pytest.mark.usefixtures("restore_num_threads")

@@ -1,0 +1,64 @@
+// Every block size and threshold of the kernels, each with its reason.
+//
+// Sizes that follow the caches are computed at run time from cpu_caches()
+// (cpu_caches.hpp) with the shares below, so one binary suits a 32 KB-L1 Xeon
+// and a 48 KB-L1 EPYC alike.
+#pragma once
+
+#include <cstdint>
+
+namespace fastcnn {
+
+// ---- GEMM and threads --------------------------------------------------------
+
+// Pool workers spin this long after a call before they sleep: a training step's
+// next kernel call comes sooner than that, and a futex wake-up costs ~50 µs.
+constexpr int kSpinMicroseconds = 150;
+
+// A thread joins a product only for this many multiply-adds or more (~5 µs of
+// one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
+constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
+// Work is cut into about this many chunks per thread, claimed as threads come
+// free, so a preempted vCPU does not set the pace.
+constexpr int64_t kGemmChunksPerThread = 4;
+
+// Register tiles of the packed path: MR rows × kGemmTileVectors vectors of
+// accumulators. 12×2 zmm fill 24 of AVX-512's 32 registers (≥ 8 independent
+// FMAs cover 4-cycle latency × 2 pipes, whether the pipes are 512 bits wide or
+// pump 256 bits twice); 6×2 fill 12 of the 16 that AVX2 and SSE have.
+constexpr int kGemmTileRows32Registers = 12;
+constexpr int kGemmTileRows16Registers = 6;
+constexpr int kGemmTileVectors = 2;
+
+// Blocked (packed) GEMM. kc: the MR×kc micro-panel of A is reused from L1
+// while B's micro-panels stream past it, so it takes 1/kGemmL1Share of L1.
+constexpr int64_t kGemmL1Share = 2;
+// kc stays in this range whatever L1 says: fewer and the C updates between
+// kc-steps dominate, more and the B panel outgrows L2.
+constexpr int64_t kGemmMinKC = 128;
+constexpr int64_t kGemmMaxKC = 512;
+// The kc×(column group) block of packed B is reread for every MR rows of A,
+// from L2: it takes 1/kGemmL2Share of L2.
+constexpr int64_t kGemmL2Share = 2;
+// A packed MC×kc block of A is kept in L2 for the next column group: 1/4 of L2.
+constexpr int64_t kGemmL2ShareA = 4;
+// The whole packed kc×NC panel of B lives in L3: 1/kGemmL3Share of it.
+constexpr int64_t kGemmL3Share = 2;
+
+// Unpacked ("small") GEMM: A is broadcast from its rows and B's rows are read
+// in place, so nothing is packed. Products with a side this short (or this
+// little work) gain nothing from packing: a packed panel would be used by at
+// most kGemmSmallMaxSide rows or columns, or hold at most that many k-steps.
+constexpr int64_t kGemmSmallMaxSide = 128;
+constexpr int64_t kGemmSmallMaxWork = int64_t(1) << 21;
+// The unpacked path's kc×(block of columns) of B is reused from L2 by every
+// row tile: 1/kGemmL2Share of L2, so k is split only beyond ~2000 (1 MB L2).
+// Its blocks of columns are this many zmm wide: 6 rows × 4 vectors fill 24 of
+// AVX-512's 32 registers (AVX2 and SSE, with 16, go 2 vectors wide).
+constexpr int kGemmSmallMaxVectors = 4;
+// Its row tiles: 8 rows 1 or 2 vectors wide (8–16 accumulators, 6 × 2 with 16
+// registers), 6 rows 3 or 4 vectors wide (18–24).
+constexpr int kGemmSmallRowsNarrow = 8;
+constexpr int kGemmSmallRowsWide = 6;
+
+}  // namespace fastcnn
