@@ -293,19 +293,26 @@ py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::o
 }
 
 template <typename T>
-py::array run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y) {
+py::object run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y,
+                               bool bias_grad) {
     auto xc = contiguous<T>(x, "x"), gc = contiguous<T>(grad_y, "grad_y");
     auto grad_w =
         new_array<T>({s.filters, s.channels, s.kernel_h, s.kernel_w}, "the output grad_w");
+    py::array_t<T> grad_b;
+    if (bias_grad) grad_b = new_array<T>({s.filters}, "the output grad_b");
     T* out = grad_w.mutable_data();
-    py::gil_scoped_release release;
-    fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out);
-    return grad_w;
+    T* out_b = bias_grad ? grad_b.mutable_data() : nullptr;
+    {
+        py::gil_scoped_release release;
+        fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out, out_b);
+    }
+    if (bias_grad) return py::make_tuple(grad_w, grad_b);
+    return std::move(grad_w);
 }
 
-py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
-                                      py::object kernel_size, py::object stride_obj,
-                                      py::object padding_obj) {
+py::object correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
+                                       py::object kernel_size, py::object stride_obj,
+                                       py::object padding_obj, bool bias_grad) {
     const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
     const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, F, Ho, Wo)");
     require_same_dtype(grad_y, "grad_y", x, "x");
@@ -322,8 +329,8 @@ py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
                         "x " + shape_text(x) + " with kernel_size " + pair_text(kernel) +
                             ", stride " + pair_text(stride) + " and padding " +
                             pair_text(padding));
-    return is_float32(x) ? run_backward_weight<float>(s, x, grad_y)
-                         : run_backward_weight<double>(s, x, grad_y);
+    return is_float32(x) ? run_backward_weight<float>(s, x, grad_y, bias_grad)
+                         : run_backward_weight<double>(s, x, grad_y, bias_grad);
 }
 
 template <typename T>
@@ -536,7 +543,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("stride") = 1, py::arg("padding") = 0);
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
           py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,
-          py::arg("padding") = 0);
+          py::arg("padding") = 0, py::arg("bias_grad") = false);
     m.def("convolve2d_full", &convolve2d_full, py::arg("grad_y"), py::arg("w"),
           py::arg("input_size"), py::arg("stride") = 1, py::arg("padding") = 0);
     m.def("maxpool2d", &maxpool2d, py::arg("x"), py::arg("size") = 2,

@@ -22,10 +22,12 @@ struct ConvShape {
 template <typename T>
 void correlate2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y);
 
-// grad_w = Σ over the batch of correlate(x, grad_y): the gradient of y w.r.t. w.
+// grad_w = Σ over the batch of correlate(x, grad_y): the gradient of y w.r.t. w;
+// and, unless grad_b is null, grad_b (F,) = grad_y summed over (N, Ho, Wo): the
+// gradient w.r.t. the bias.
 template <typename T>
 void correlate2d_backward_weight(const ConvShape& shape, const T* x, const T* grad_y,
-                                 T* grad_w);
+                                 T* grad_w, T* grad_b);
 
 // grad_x = the full convolution of grad_y with w: the gradient of y w.r.t. x.
 template <typename T>

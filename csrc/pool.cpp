@@ -4,20 +4,20 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "parallel.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
 namespace fastcnn {
 namespace {
 
-// Planes handed to one task at least hold this many window elements.
-constexpr int64_t kMinTaskWork = 32768;
+using tuning::kPoolMinTaskWork;
 
 int64_t min_planes(const PoolShape& s) {
     const int64_t per_plane = s.out_h * s.out_w * s.size_h * s.size_w + s.height * s.width;
-    return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(per_plane, 1));
+    return std::max<int64_t>(1, kPoolMinTaskWork / std::max<int64_t>(per_plane, 1));
 }
 
 // One plane, one output at a time: the reference order of comparisons.
@@ -161,9 +161,9 @@ void maxpool2d(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
         const auto [plane_kernel, lanes] = maxpool_kernel<T>();
         const int64_t width = (s.out_w + lanes - 1) / lanes * lanes + (s.size_w - 1) / s.stride_w;
         parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
-            std::vector<T> phased(s.height * std::min(s.stride_w, s.size_w) * width);
+            T* phased = workspace<T>(Scratch::image, s.height * std::min(s.stride_w, s.size_w) * width);
             for (int64_t p = first; p < last; ++p)
-                plane_kernel(s, x + p * in_plane, phased.data(), width, y + p * out_plane,
+                plane_kernel(s, x + p * in_plane, phased, width, y + p * out_plane,
                              argmax + p * out_plane);
         });
         return;

@@ -34,13 +34,15 @@ def correlate2d(x, w, bias=None, stride=1, padding=0):
     return _core.correlate2d(x, w, bias, stride, padding)
 
 
-def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0):
+def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0, bias_grad=False):
     """The gradient of the loss w.r.t. the filters of ``correlate2d``.
 
     x (N, C, H, W), grad_y (N, F, Ho, Wo) -> grad_w (F, C, kh, kw), summed over
-    the batch.
+    the batch. With ``bias_grad=True`` returns ``(grad_w, grad_b)``, grad_b (F,)
+    being grad_y summed over (N, Ho, Wo), the gradient w.r.t. the bias, computed
+    in the same pass over grad_y.
     """
-    return _core.correlate2d_backward_weight(x, grad_y, kernel_size, stride, padding)
+    return _core.correlate2d_backward_weight(x, grad_y, kernel_size, stride, padding, bias_grad)
 
 
 def convolve2d_full(grad_y, w, input_size, stride=1, padding=0):
