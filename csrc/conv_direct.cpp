@@ -33,6 +33,7 @@ struct Phased {
     int64_t image_size;
     std::vector<int64_t> column_index;  // source column → q·width + t, or −1 if unused
     std::vector<int64_t> tap_offset;    // tap j → (j % sw)·width + j / sw
+    std::vector<char> holds_source;     // kept row → whether a source row lands there
     T* data;
 
     Phased(const DirectShape& s, int64_t vector_width, int64_t tap_multiple, int64_t images)
@@ -43,7 +44,12 @@ struct Phased {
           image_size(s.channels * rows * phases * width),
           column_index(s.width, -1),
           tap_offset(round_up(s.kernel_w, tap_multiple), 0),
+          holds_source(rows, 0),
           data(workspace<T>(Scratch::image, images * image_size)) {
+        for (int64_t h = 0; h < s.height; ++h) {
+            const int64_t r = kept_row(s, h * s.dilation_h + s.top);
+            if (r >= 0) holds_source[r] = 1;
+        }
         for (int64_t col = 0; col < s.width; ++col) {
             const int64_t padded = col * s.dilation_w + s.left;
             const int64_t q = padded % s.stride_w, t = padded / s.stride_w;
@@ -83,21 +89,27 @@ struct Phased {
 };
 
 template <typename T>
-struct DirectArgs {
+struct ForwardArgs {
     const DirectShape* shape;
     const Phased<T>* source;
     const T* packed_w;  // [F / FB][C][kh][kw][FB], filters zero-padded to a multiple of FB
     const T* bias;
-    T* y;              // one image's output (F, Ho, Wo)
-    const T* grad;     // grad_y of source->images images, each [F'][Ho][grad_width]:
-    int64_t grad_width;  // rows zero-padded to whole vectors, filters to whole tiles
+    T* y;               // one image's output (F, Ho, Wo)
+};
+
+template <typename T>
+struct ColumnGradientArgs {
+    const DirectShape* shape;
+    const Phased<T>* source;  // source->images images
+    const T* grad;            // their grad_y, each [F'][Ho][grad_width]:
+    int64_t grad_width;       // rows zero-padded to whole vectors, filters to whole tiles
     int64_t images;
 };
 
 // Output rows [oh0, oh1) of one image in register tiles of FB filters × RB
 // rows × NV vectors of L columns.
 template <typename T, int L, int FB, int RB, int NV>
-FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {
+FASTCNN_INLINE void forward_rows(const ForwardArgs<T>& a, int64_t oh0, int64_t oh1) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t patch = s.channels * s.kernel_h * s.kernel_w;
@@ -106,9 +118,21 @@ FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh
         for (int64_t oh = oh0; oh < oh1; oh += RB)
             for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += NV * L) {
                 V acc[FB][RB][NV] = {};
+                // Window rows that read only zero padding (or zeros between
+                // a dilated source's rows) for every row of the tile are
+                // skipped: the input gradient's "full" correlation has many.
+                uint64_t live = s.kernel_h > 64 ? ~uint64_t(0) : 0;
+                for (int64_t i = 0; i < s.kernel_h && i < 64; ++i)
+                    for (int r = 0; r < RB; ++r)
+                        if (a.source->holds_source[std::min(oh + r, oh1 - 1) * a.source->row_step + i])
+                            live |= uint64_t(1) << i;
                 const T* wv = a.packed_w + f0 * patch;
                 for (int64_t c = 0; c < s.channels; ++c)
                     for (int64_t i = 0; i < s.kernel_h; ++i) {
+                        if (i < 64 && !(live >> i & 1)) {
+                            wv += s.kernel_w * FB;
+                            continue;
+                        }
                         // Rows past oh1 repeat the last one; their sums are dropped.
                         const T* rows[RB];
 #pragma GCC unroll 16
@@ -163,7 +187,8 @@ FASTCNN_INLINE T lane_sum(const Vec<T, L>& v) {
 // filters × JB taps, each accumulating over all the group's output positions,
 // lanes across output columns, then summed across lanes once.
 template <typename T, int L, int FB, int JB>
-FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {
+FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,
+                                    T* grad_w) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t* taps = a.source->tap_offset.data();
@@ -212,13 +237,13 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
 template <typename T>
 struct ForwardTile {
     int filters, rows, vectors;
-    void (*run)(const DirectArgs<T>&, int64_t oh0, int64_t oh1);
+    void (*run)(const ForwardArgs<T>&, int64_t oh0, int64_t oh1);
 };
 
 template <typename T>
 struct GradientTile {
     int filters, taps;
-    void (*run)(const DirectArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
+    void (*run)(const ColumnGradientArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
 };
 
 // A tile keeps its accumulators and the operands of one step in registers:
@@ -256,11 +281,12 @@ constexpr int forward_rows_fit(int regs, int filters, int vectors) {
         FASTCNN_GRADIENT_TILE(PATH, T, 12, 1), FASTCNN_GRADIENT_TILE(PATH, T, 15, 1)
 #define FASTCNN_TILES(PATH, TARGET, T, L, REGS)                                                \
     template <int FB, int RB, int NV>                                                          \
-    TARGET void PATH##_forward(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {             \
+    TARGET void PATH##_forward(const ForwardArgs<T>& a, int64_t oh0, int64_t oh1) {            \
         forward_rows<T, L, FB, RB, NV>(a, oh0, oh1);                                           \
     }                                                                                          \
     template <int FB, int JB>                                                                  \
-    TARGET void PATH##_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {   \
+    TARGET void PATH##_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,         \
+                                T* grad_w) {                                                   \
         weight_gradient<T, L, FB, JB>(a, c0, c1, grad_w);                                      \
     }                                                                                          \
     const ForwardTile<T> PATH##_forward_tiles[] = {                                            \
@@ -396,8 +422,7 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
             Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
-                tile.run({&s, &phased, packed_w, bias, y + n * out, nullptr, 0, 1}, 0,
-                         s.out_h);
+                tile.run({&s, &phased, packed_w, bias, y + n * out}, 0, s.out_h);
             }
         });
         return;
@@ -408,7 +433,7 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
     const int64_t row_blocks = (s.out_h + tile.rows - 1) / tile.rows;
     for (int64_t n = 0; n < batch; ++n) {
         phased.fill(s, source + n * image);
-        const DirectArgs<T> args{&s, &phased, packed_w, bias, y + n * out, nullptr, 0, 1};
+        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out};
         parallel_for(row_blocks, kConvMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
                      [&](int64_t b0, int64_t b1) {
                          tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
@@ -452,14 +477,14 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
                                     s.out_w,
                                     grad + g * grad_image + (f * s.out_h + oh) * grad_width);
             }
-            run(DirectArgs<T>{&s, &phased, nullptr, nullptr, nullptr, grad, grad_width,
+            run(ColumnGradientArgs<T>{&s, &phased, grad, grad_width,
                               count});
         }
     };
     if (blocks == 1) {
         // One block: its groups in order, each group's channels split over threads.
         const int64_t channel_work = group * s.filters * s.kernel_h * s.kernel_w * plane;
-        for_groups(0, batch, [&](const DirectArgs<T>& args) {
+        for_groups(0, batch, [&](const ColumnGradientArgs<T>& args) {
             parallel_for(s.channels, kConvMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
                          [&](int64_t c0, int64_t c1) { tile.run(args, c0, c1, grad_w); });
         });
@@ -472,7 +497,7 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
                  [&](int64_t first, int64_t last) {
         for (int64_t block = first; block < last; ++block)
             for_groups(block * batch / blocks, (block + 1) * batch / blocks,
-                       [&](const DirectArgs<T>& args) {
+                       [&](const ColumnGradientArgs<T>& args) {
                            tile.run(args, 0, s.channels, partials + block * weights);
                        });
     });
