@@ -133,6 +133,14 @@ def check_backward_weight(assert_close, x, grad_y, kernel_size, stride, padding)
         magnitude_of(x), magnitude_of(grad_y), kernel_size, stride, padding
     )
     assert_close(grad_w, expected, magnitude)
+    # The bias gradient rides along without changing grad_w.
+    grad_w_too, grad_b = kernels.correlate2d_backward_weight(
+        x, grad_y, kernel_size, stride=stride, padding=padding, bias_grad=True
+    )
+    np.testing.assert_array_equal(grad_w_too, grad_w, strict=True)
+    assert grad_b.dtype == x.dtype and grad_b.shape == (grad_y.shape[1],)
+    assert_close(grad_b, in_float64(grad_y).sum(axis=(0, 2, 3)),
+                 magnitude_of(grad_y).sum(axis=(0, 2, 3)))
 
 
 def check_convolve2d_full(assert_close, grad_y, w, input_size, stride, padding):
@@ -546,6 +554,11 @@ def large_kernel_calls(rng, dtype):
     big_x = rng.standard_normal((3, 256, 12, 12), dtype)  # C*kh*kw = 4096: the gemm path
     big_w = rng.standard_normal((256, 256, 4, 4), dtype)
     big_grad_y = rng.standard_normal((3, 256, 11, 11), dtype)
+    # Few filters (lanes over output columns) and a stride above the kernel
+    # (im2col + gemm) take the other two weight-gradient paths.
+    few_x = rng.standard_normal((16, 6, 28, 28), dtype)
+    few_grad_y = rng.standard_normal((16, 6, 28, 28), dtype)
+    strided_grad_y = rng.standard_normal((16, 32, 7, 7), dtype)
     return {
         "correlate2d": (lambda: kernels.correlate2d(x, w, bias, padding=1), ()),
         "correlate2d_backward_weight": (
@@ -564,6 +577,20 @@ def large_kernel_calls(rng, dtype):
             (),
         ),
         **matmul_calls(rng, 300, 300, 300, dtype),
+        "correlate2d_backward_weight-bias": (
+            lambda: kernels.correlate2d_backward_weight(x, grad_y, 3, padding=1, bias_grad=True),
+            (),
+        ),
+        "correlate2d_backward_weight-few-filters": (
+            lambda: kernels.correlate2d_backward_weight(few_x, few_grad_y, 5, padding=2,
+                                                        bias_grad=True),
+            (),
+        ),
+        "correlate2d_backward_weight-stride-above-kernel": (
+            lambda: kernels.correlate2d_backward_weight(x, strided_grad_y, 2, stride=3,
+                                                        bias_grad=True),
+            (),
+        ),
         **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
         **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
@@ -591,6 +618,9 @@ THREADED_NAMES = KERNEL_NAMES + [
     f"{kernel}-{case}"
     for case in ("batch1", "gemm")
     for kernel in ("correlate2d", "correlate2d_backward_weight", "convolve2d_full")
+] + [
+    f"correlate2d_backward_weight-{case}"
+    for case in ("bias", "few-filters", "stride-above-kernel")
 ]
 
 
