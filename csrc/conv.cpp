@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "conv_direct.hpp"
+#include "conv_narrow.hpp"
 #include "conv_weight.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
@@ -99,6 +100,10 @@ template <typename T>
 void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
 #if FASTCNN_VECTORS
+    if (use_direct(patch) && narrow_correlate_wins<T>(s)) {
+        narrow_correlate(s, x, w, bias, y);
+        return;
+    }
     if (use_direct(patch)) {
         direct_correlate(forward_shape(s), s.batch, x, w, bias, y);
         return;
@@ -126,15 +131,25 @@ void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y
     });
 }
 
-// grad_b[f] = Σ over (n, oh, ow) of grad_y[n, f, oh, ow], images in order.
+// grad_b[f] = Σ over (n, oh, ow) of grad_y[n, f, oh, ow]. Pixel k of each
+// plane adds into chain k % kBiasChains, so neighbouring additions do not wait
+// for each other (and the compiler may run the chains as one vector); the
+// chains are added up in a fixed order at the end.
 template <typename T>
 void bias_gradient(const ConvShape& s, const T* grad_y, T* grad_b) {
+    constexpr int kBiasChains = 8;
     const int64_t plane = s.out_h * s.out_w;
     for (int64_t f = 0; f < s.filters; ++f) {
+        T chains[kBiasChains] = {};
+        for (int64_t n = 0; n < s.batch; ++n) {
+            const T* g = grad_y + (n * s.filters + f) * plane;
+            int64_t k = 0;
+            for (; k + kBiasChains <= plane; k += kBiasChains)
+                for (int c = 0; c < kBiasChains; ++c) chains[c] += g[k + c];
+            for (; k < plane; ++k) chains[k % kBiasChains] += g[k];
+        }
         T total = 0;
-        for (int64_t n = 0; n < s.batch; ++n)
-            for (const T *g = grad_y + (n * s.filters + f) * plane, *end = g + plane; g < end; ++g)
-                total += *g;
+        for (T chain : chains) total += chain;
         grad_b[f] = total;
     }
 }

@@ -294,7 +294,8 @@ constexpr int forward_rows_fit(int regs, int filters, int vectors) {
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 5, 2), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 4, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 2), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 2, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 2), \
-        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 8, 1), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1),                                             \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 1),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 1)};\
     const GradientTile<T> PATH##_gradient_tiles[] = {FASTCNN_GRADIENT_TILES_##REGS(PATH, T)};
 

@@ -33,10 +33,14 @@ constexpr int64_t kDirectGroupBytes = int64_t(4) << 20;
 constexpr int64_t kWeightBandBytes = int64_t(512) << 10;
 // The weight gradient with lanes over filters replaces the direct one (lanes
 // over output columns) when its share of useful lanes is at least this
-// fraction of the direct one's: measured on the write-up layers, F = 6 at
-// Wo = 28 (0.375 against 0.875) runs 1.5x slower with lanes over filters,
-// F = 10 at Wo = 32 (0.625 against 1) 1.1x faster.
-constexpr double kWeightLaneShare = 0.5;
+// fraction of the direct one's. Measured (1 thread, AVX-512) on the write-up
+// layers: F = 6 at Wo = 28 (0.375 against 0.875) runs 1.5x slower with lanes
+// over filters, F = 20 at Wo = 16 (0.625 against 1) 1.2x slower, F = 32 at
+// Wo = 10 (1 against 0.625) 2x faster.
+constexpr double kWeightLaneShare = 0.75;
+// Forward outputs narrower than this many columns may take lanes over filters
+// (conv_narrow.hpp): a vector of 16 floats holds the whole row already.
+constexpr int64_t kNarrowMaxWidth = 16;
 // Pooling: planes handed to one task hold at least this many window elements.
 constexpr int64_t kPoolMinTaskWork = 32768;
 

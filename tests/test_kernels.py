@@ -44,6 +44,9 @@ CONV_CASES = [
     pytest.param(2, 2, 5, 4, 3, (7, 6), 1, 1, id="kernel-as-large-as-padded-input"),
     pytest.param(2, 3, 11, 10, 2, 2, (4, 3), 0, id="stride-larger-than-kernel"),
     pytest.param(2, 1, 3, 3, 2, 5, 1, 2, id="kernel-larger-than-unpadded-input"),
+    # Outputs narrower than a vector with many filters: lanes over filters
+    pytest.param(2, 16, 14, 14, 32, 5, 1, 0, id="narrow-lenet-conv2"),
+    pytest.param(3, 5, 9, 7, 21, (3, 2), (2, 1), 1, id="narrow-k3x2-s2x1-f21"),
     pytest.param(2, 3, 1, 1, 4, 1, 1, 0, id="1x1-input"),
     pytest.param(1, 2, 1, 1, 3, 3, 1, 1, id="1x1-input-k3-p1"),
     pytest.param(2, 2, 6, 6, 3, 1, 1, 2, id="padding-wider-than-kernel"),
@@ -559,6 +562,8 @@ def large_kernel_calls(rng, dtype):
     few_x = rng.standard_normal((16, 6, 28, 28), dtype)
     few_grad_y = rng.standard_normal((16, 6, 28, 28), dtype)
     strided_grad_y = rng.standard_normal((16, 32, 7, 7), dtype)
+    narrow_x = rng.standard_normal((16, 16, 14, 14), dtype)  # LeNet's conv2
+    narrow_w = rng.standard_normal((32, 16, 5, 5), dtype)
     return {
         "correlate2d": (lambda: kernels.correlate2d(x, w, bias, padding=1), ()),
         "correlate2d_backward_weight": (
@@ -591,6 +596,8 @@ def large_kernel_calls(rng, dtype):
                                                         bias_grad=True),
             (),
         ),
+        "correlate2d-narrow": (lambda: kernels.correlate2d(narrow_x, narrow_w, bias), ()),
+        "correlate2d-narrow-batch1": (lambda: kernels.correlate2d(narrow_x[:1], narrow_w), ()),
         **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
         **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
@@ -621,7 +628,7 @@ THREADED_NAMES = KERNEL_NAMES + [
 ] + [
     f"correlate2d_backward_weight-{case}"
     for case in ("bias", "few-filters", "stride-above-kernel")
-]
+] + ["correlate2d-narrow", "correlate2d-narrow-batch1"]
 
 
 @pytest.mark.usefixtures("restore_num_threads")
