@@ -216,10 +216,21 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
             for (int64_t c = 0; c < s.channels; ++c)
                 for (int64_t t = 0; t < taps; ++t)
                     flipped[(c * s.filters + f) * taps + taps - 1 - t] = w[(f * s.channels + c) * taps + t];
-        const DirectShape full{s.filters,  s.out_h,   s.out_w,  s.stride_h,
-                               s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
-                               s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
-        direct_correlate<T>(full, s.batch, grad_y, flipped, nullptr, grad_x);
+        // With stride 1 and p < k that is a plain correlation of grad_y; its
+        // narrow outputs take lanes over C.
+        const ConvShape full{s.batch,    s.filters,  s.out_h,   s.out_w,
+                             s.channels, s.kernel_h, s.kernel_w, 1,
+                             1,          s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
+                             s.height,   s.width};
+        if (s.stride_h == 1 && s.stride_w == 1 && full.pad_h >= 0 && full.pad_w >= 0 &&
+            narrow_correlate_wins<T>(full)) {
+            narrow_correlate<T>(full, grad_y, flipped, nullptr, grad_x);
+            return;
+        }
+        const DirectShape dilated{s.filters,  s.out_h,   s.out_w,  s.stride_h,
+                                  s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
+                                  s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
+        direct_correlate<T>(dilated, s.batch, grad_y, flipped, nullptr, grad_x);
         return;
     }
 #endif

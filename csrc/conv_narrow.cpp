@@ -41,11 +41,19 @@ FASTCNN_INLINE void narrow_rows(const NarrowArgs<T>& a, int64_t oh0, int64_t oh1
         for (int64_t oh = oh0; oh < oh1; ++oh)
             for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += PB) {
                 V acc[PB][FV] = {};
-                const T* wv = a.packed_w + f0;
+                // Taps that read only zero padding for every pixel of the tile
+                // are skipped: many in the input gradient's full correlation.
+                const int64_t top = oh * s.stride_h - s.pad_h, left = ow0 - s.pad_w;
+                const int64_t i0 = std::max<int64_t>(0, -top);
+                const int64_t i1 = std::min<int64_t>(s.kernel_h, s.height - top);
+                const int64_t j0 = std::max<int64_t>(0, -(left + PB - 1));
+                const int64_t j1 = std::min<int64_t>(s.kernel_w, s.width - left);
                 for (int64_t c = 0; c < s.channels; ++c)
-                    for (int64_t i = 0; i < s.kernel_h; ++i) {
+                    for (int64_t i = i0; i < i1; ++i) {
                         const T* x = a.image + c * plane + (oh * s.stride_h + i) * g.padded_w + ow0;
-                        for (int64_t j = 0; j < s.kernel_w; ++j, wv += g.filters) {
+                        const T* wv =
+                            a.packed_w + ((c * s.kernel_h + i) * s.kernel_w + j0) * g.filters + f0;
+                        for (int64_t j = j0; j < j1; ++j, wv += g.filters) {
                             V w[FV];
 #pragma GCC unroll 4
                             for (int v = 0; v < FV; ++v) __builtin_memcpy(&w[v], wv + v * L, sizeof(V));

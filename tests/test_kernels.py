@@ -564,6 +564,7 @@ def large_kernel_calls(rng, dtype):
     strided_grad_y = rng.standard_normal((16, 32, 7, 7), dtype)
     narrow_x = rng.standard_normal((16, 16, 14, 14), dtype)  # LeNet's conv2
     narrow_w = rng.standard_normal((32, 16, 5, 5), dtype)
+    narrow_grad_y = rng.standard_normal((16, 32, 10, 10), dtype)
     return {
         "correlate2d": (lambda: kernels.correlate2d(x, w, bias, padding=1), ()),
         "correlate2d_backward_weight": (
@@ -598,6 +599,10 @@ def large_kernel_calls(rng, dtype):
         ),
         "correlate2d-narrow": (lambda: kernels.correlate2d(narrow_x, narrow_w, bias), ()),
         "correlate2d-narrow-batch1": (lambda: kernels.correlate2d(narrow_x[:1], narrow_w), ()),
+        "convolve2d_full-narrow": (
+            lambda: kernels.convolve2d_full(narrow_grad_y, narrow_w, (14, 14)),
+            (),
+        ),
         **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
         **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
@@ -628,7 +633,7 @@ THREADED_NAMES = KERNEL_NAMES + [
 ] + [
     f"correlate2d_backward_weight-{case}"
     for case in ("bias", "few-filters", "stride-above-kernel")
-] + ["correlate2d-narrow", "correlate2d-narrow-batch1"]
+] + ["correlate2d-narrow", "correlate2d-narrow-batch1", "convolve2d_full-narrow"]
 
 
 @pytest.mark.usefixtures("restore_num_threads")
