@@ -17,6 +17,7 @@
 #include <unistd.h>
 #endif
 
+#include "activation.hpp"
 #include "conv.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
@@ -252,7 +253,7 @@ py::array_t<T> new_array(std::vector<py::ssize_t> shape, const std::string& what
 
 template <typename T>
 py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::array& w,
-                          const py::object& bias) {
+                          const py::object& bias, bool relu) {
     auto xc = contiguous<T>(x, "x"), wc = contiguous<T>(w, "w");
     KernelArray<T> bc;
     if (!bias.is_none()) bc = contiguous<T>(py::reinterpret_borrow<py::array>(bias), "bias");
@@ -260,12 +261,12 @@ py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::arra
     const T* bias_data = bias.is_none() ? nullptr : bc.data();
     T* out = y.mutable_data();
     py::gil_scoped_release release;
-    fastcnn::correlate2d<T>(s, xc.data(), wc.data(), bias_data, out);
+    fastcnn::correlate2d<T>(s, xc.data(), wc.data(), bias_data, out, relu);
     return y;
 }
 
 py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::object stride_obj,
-                      py::object padding_obj) {
+                      py::object padding_obj, bool relu) {
     const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
     const py::array w = float_array(w_obj, "w", 4, "(F, C, kh, kw)");
     require_same_dtype(w, "w", x, "x");
@@ -288,8 +289,8 @@ py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::o
                                     shape_text(w));
     const ConvShape s = conv_shape(x.shape(0), x.shape(1), {x.shape(2), x.shape(3)}, w.shape(0),
                                    {w.shape(2), w.shape(3)}, stride, padding);
-    return is_float32(x) ? run_correlate2d<float>(s, x, w, bias)
-                         : run_correlate2d<double>(s, x, w, bias);
+    return is_float32(x) ? run_correlate2d<float>(s, x, w, bias, relu)
+                         : run_correlate2d<double>(s, x, w, bias, relu);
 }
 
 template <typename T>
@@ -535,12 +536,40 @@ py::array matmul(py::object a_obj, py::object b_obj, bool transpose_a, bool tran
                          : run_matmul<double>(a, b, transpose_a, transpose_b, m, n, k);
 }
 
+// ---- activations -------------------------------------------------------------
+
+template <typename T>
+py::array run_relu_backward(const py::array& grad_y, const py::array& y) {
+    auto gc = contiguous<T>(grad_y, "grad_y"), yc = contiguous<T>(y, "y");
+    auto grad_x = new_array<T>(shape_of(y), "the output grad_x");
+    T* out = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::relu_backward<T>(yc.size(), gc.data(), yc.data(), out);
+    return grad_x;
+}
+
+py::array relu_backward(py::object grad_y_obj, py::object y_obj) {
+    if (!py::isinstance<py::array>(y_obj))
+        throw py::type_error("y must be a numpy array of float32 or float64, got " +
+                             type_name(y_obj));
+    const int rank = int(py::reinterpret_borrow<py::array>(y_obj).ndim());
+    const py::array y = float_array(y_obj, "y", rank, "(any shape)");
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", rank, "(the shape of y)");
+    require_same_dtype(grad_y, "grad_y", y, "y");
+    if (shape_of(grad_y) != shape_of(y))
+        throw std::invalid_argument("grad_y must have the shape of y " + shape_text(y) +
+                                    ", got " + shape_text(grad_y));
+    return is_float32(y) ? run_relu_backward<float>(grad_y, y)
+                         : run_relu_backward<double>(grad_y, y);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fastcnn's C++ kernels (private: use fastcnn.kernels)";
     m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
-          py::arg("stride") = 1, py::arg("padding") = 0);
+          py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false);
+    m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("y"));
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
           py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,
           py::arg("padding") = 0, py::arg("bias_grad") = false);

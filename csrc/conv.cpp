@@ -97,15 +97,15 @@ int64_t weight_blocks(int64_t batch, int64_t weights, int64_t element_size) {
 }
 
 template <typename T>
-void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y, bool relu) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
 #if FASTCNN_VECTORS
     if (use_direct(patch) && narrow_correlate_wins<T>(s)) {
-        narrow_correlate(s, x, w, bias, y);
+        narrow_correlate(s, x, w, bias, y, relu);
         return;
     }
     if (use_direct(patch)) {
-        direct_correlate(forward_shape(s), s.batch, x, w, bias, y);
+        direct_correlate(forward_shape(s), s.batch, x, w, bias, y, relu);
         return;
     }
 #endif
@@ -127,6 +127,8 @@ void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y
             if (bias)
                 for (int64_t f = 0; f < s.filters; ++f)
                     for (T *v = out + f * plane, *end = v + plane; v < end; ++v) *v += bias[f];
+            if (relu)
+                for (T *v = out, *end = out + s.filters * plane; v < end; ++v) *v = relu_of(*v);
         }
     });
 }
@@ -224,13 +226,13 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
                              s.height,   s.width};
         if (s.stride_h == 1 && s.stride_w == 1 && full.pad_h >= 0 && full.pad_w >= 0 &&
             narrow_correlate_wins<T>(full)) {
-            narrow_correlate<T>(full, grad_y, flipped, nullptr, grad_x);
+            narrow_correlate<T>(full, grad_y, flipped, nullptr, grad_x, false);
             return;
         }
         const DirectShape dilated{s.filters,  s.out_h,   s.out_w,  s.stride_h,
                                   s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
                                   s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
-        direct_correlate<T>(dilated, s.batch, grad_y, flipped, nullptr, grad_x);
+        direct_correlate<T>(dilated, s.batch, grad_y, flipped, nullptr, grad_x, false);
         return;
     }
 #endif
@@ -257,9 +259,9 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
 }
 
 template void correlate2d<float>(const ConvShape&, const float*, const float*, const float*,
-                                 float*);
+                                 float*, bool);
 template void correlate2d<double>(const ConvShape&, const double*, const double*,
-                                  const double*, double*);
+                                  const double*, double*, bool);
 template void correlate2d_backward_weight<float>(const ConvShape&, const float*, const float*,
                                                  float*, float*);
 template void correlate2d_backward_weight<double>(const ConvShape&, const double*,

@@ -95,6 +95,7 @@ struct ForwardArgs {
     const T* packed_w;  // [F / FB][C][kh][kw][FB], filters zero-padded to a multiple of FB
     const T* bias;
     T* y;               // one image's output (F, Ho, Wo)
+    bool relu;
 };
 
 template <typename T>
@@ -165,7 +166,10 @@ FASTCNN_INLINE void forward_rows(const ForwardArgs<T>& a, int64_t oh0, int64_t o
                         __builtin_memcpy(lanes, acc[f][r], sizeof(lanes));
                         const T bias = a.bias ? a.bias[f0 + f] : T(0);
                         T* out = a.y + ((f0 + f) * s.out_h + oh + r) * s.out_w + ow0;
-                        for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
+                        if (a.relu)
+                            for (int64_t k = 0; k < width; ++k) out[k] = relu_of(lanes[k] + bias);
+                        else
+                            for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
                     }
             }
 }
@@ -409,7 +413,7 @@ const T* pack_filters(const DirectShape& s, const T* w, int64_t block) {
 
 template <typename T>
 void direct_correlate(const DirectShape& s, int64_t batch, const T* source, const T* w,
-                      const T* bias, T* y) {
+                      const T* bias, T* y, bool relu) {
     const DirectKernels<T> kernels = direct_kernels<T>();
     const ForwardTile<T>& tile = best_forward_tile(kernels, s);
     const T* packed_w = pack_filters(s, w, tile.filters);
@@ -423,7 +427,7 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
             Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
-                tile.run({&s, &phased, packed_w, bias, y + n * out}, 0, s.out_h);
+                tile.run({&s, &phased, packed_w, bias, y + n * out, relu}, 0, s.out_h);
             }
         });
         return;
@@ -434,7 +438,7 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
     const int64_t row_blocks = (s.out_h + tile.rows - 1) / tile.rows;
     for (int64_t n = 0; n < batch; ++n) {
         phased.fill(s, source + n * image);
-        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out};
+        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out, relu};
         parallel_for(row_blocks, kConvMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
                      [&](int64_t b0, int64_t b1) {
                          tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
@@ -507,9 +511,9 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
 }
 
 template void direct_correlate<float>(const DirectShape&, int64_t, const float*, const float*,
-                                      const float*, float*);
+                                      const float*, float*, bool);
 template void direct_correlate<double>(const DirectShape&, int64_t, const double*,
-                                       const double*, const double*, double*);
+                                       const double*, const double*, double*, bool);
 template void direct_weight_gradient<float>(const DirectShape&, int64_t, const float*,
                                             const float*, float*);
 template void direct_weight_gradient<double>(const DirectShape&, int64_t, const double*,

@@ -28,6 +28,7 @@ struct NarrowArgs {
     const T* packed_w;  // [C][kh][kw][filters], the padding filters zero
     const T* bias;
     T* y;               // the image's output (F, Ho, Wo)
+    bool relu;
 };
 
 // Output rows [oh0, oh1) in tiles of PB pixels × FV vectors of L filters.
@@ -73,7 +74,10 @@ FASTCNN_INLINE void narrow_rows(const NarrowArgs<T>& a, int64_t oh0, int64_t oh1
                 for (int64_t f = 0; f < filters; ++f) {
                     const T bias = a.bias ? a.bias[f0 + f] : T(0);
                     T* out = a.y + (f0 + f) * out_plane + oh * s.out_w + ow0;
-                    for (int64_t p = 0; p < pixels; ++p) out[p] = sums[p][f] + bias;
+                    if (a.relu)
+                        for (int64_t p = 0; p < pixels; ++p) out[p] = relu_of(sums[p][f] + bias);
+                    else
+                        for (int64_t p = 0; p < pixels; ++p) out[p] = sums[p][f] + bias;
                 }
             }
 }
@@ -196,7 +200,8 @@ bool narrow_correlate_wins(const ConvShape& s) {
 }
 
 template <typename T>
-void narrow_correlate(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+void narrow_correlate(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
+                      bool relu) {
     const NarrowTiles<T> tiles = narrow_tiles<T>();
     const NarrowTile<T>& tile = best_narrow_tile(tiles, s);
     NarrowLayout g;
@@ -220,7 +225,7 @@ void narrow_correlate(const ConvShape& s, const T* x, const T* w, const T* bias,
             T* image = workspace<T>(Scratch::image, g.image_size);
             for (int64_t n = first; n < last; ++n) {
                 pad_image(s, g, x + n * in_image, image);
-                tile.run({&s, &g, image, packed_w, bias, y + n * out_image}, 0, s.out_h);
+                tile.run({&s, &g, image, packed_w, bias, y + n * out_image, relu}, 0, s.out_h);
             }
         });
         return;
@@ -229,7 +234,7 @@ void narrow_correlate(const ConvShape& s, const T* x, const T* w, const T* bias,
     T* image = workspace<T>(Scratch::image, g.image_size);
     for (int64_t n = 0; n < s.batch; ++n) {
         pad_image(s, g, x + n * in_image, image);
-        const NarrowArgs<T> args{&s, &g, image, packed_w, bias, y + n * out_image};
+        const NarrowArgs<T> args{&s, &g, image, packed_w, bias, y + n * out_image, relu};
         parallel_for(s.out_h, tuning::kConvMinTaskWork / std::max<int64_t>(row_work, 1) + 1,
                      [&](int64_t r0, int64_t r1) { tile.run(args, r0, r1); });
     }
@@ -238,9 +243,9 @@ void narrow_correlate(const ConvShape& s, const T* x, const T* w, const T* bias,
 template bool narrow_correlate_wins<float>(const ConvShape&);
 template bool narrow_correlate_wins<double>(const ConvShape&);
 template void narrow_correlate<float>(const ConvShape&, const float*, const float*, const float*,
-                                      float*);
+                                      float*, bool);
 template void narrow_correlate<double>(const ConvShape&, const double*, const double*,
-                                       const double*, double*);
+                                       const double*, double*, bool);
 #endif  // FASTCNN_VECTORS
 
 }  // namespace fastcnn

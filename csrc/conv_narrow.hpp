@@ -20,8 +20,9 @@ namespace fastcnn {
 template <typename T>
 bool narrow_correlate_wins(const ConvShape& shape);
 
-// y (N, F, Ho, Wo) = correlate(x, w) + bias (or null).
+// y (N, F, Ho, Wo) = correlate(x, w) + bias (or null), through relu_of if relu.
 template <typename T>
-void narrow_correlate(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y);
+void narrow_correlate(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
+                      bool relu);
 
 }  // namespace fastcnn

@@ -41,6 +41,9 @@ constexpr double kWeightLaneShare = 0.75;
 // Forward outputs narrower than this many columns may take lanes over filters
 // (conv_narrow.hpp): a vector of 16 floats holds the whole row already.
 constexpr int64_t kNarrowMaxWidth = 16;
+// Element-wise kernels (relu_backward) hand a thread at least this many
+// elements: about 50 µs of memory traffic, a thread wake-up's worth.
+constexpr int64_t kElementwiseMinTask = int64_t(1) << 16;
 // Pooling: planes handed to one task hold at least this many window elements.
 constexpr int64_t kPoolMinTaskWork = 32768;
 
