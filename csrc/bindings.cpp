@@ -17,6 +17,7 @@
 #include <unistd.h>
 #endif
 
+#include "activation.hpp"
 #include "conv.hpp"
 #include "fma_peak.hpp"
 #include "gemm.hpp"
@@ -253,7 +254,7 @@ py::array_t<T> new_array(std::vector<py::ssize_t> shape, const std::string& what
 
 template <typename T>
 py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::array& w,
-                          const py::object& bias) {
+                          const py::object& bias, bool relu) {
     auto xc = contiguous<T>(x, "x"), wc = contiguous<T>(w, "w");
     KernelArray<T> bc;
     if (!bias.is_none()) bc = contiguous<T>(py::reinterpret_borrow<py::array>(bias), "bias");
@@ -261,12 +262,12 @@ py::array run_correlate2d(const ConvShape& s, const py::array& x, const py::arra
     const T* bias_data = bias.is_none() ? nullptr : bc.data();
     T* out = y.mutable_data();
     py::gil_scoped_release release;
-    fastcnn::correlate2d<T>(s, xc.data(), wc.data(), bias_data, out);
+    fastcnn::correlate2d<T>(s, xc.data(), wc.data(), bias_data, out, relu);
     return y;
 }
 
 py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::object stride_obj,
-                      py::object padding_obj) {
+                      py::object padding_obj, bool relu) {
     const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
     const py::array w = float_array(w_obj, "w", 4, "(F, C, kh, kw)");
     require_same_dtype(w, "w", x, "x");
@@ -289,24 +290,31 @@ py::array correlate2d(py::object x_obj, py::object w_obj, py::object bias, py::o
                                     shape_text(w));
     const ConvShape s = conv_shape(x.shape(0), x.shape(1), {x.shape(2), x.shape(3)}, w.shape(0),
                                    {w.shape(2), w.shape(3)}, stride, padding);
-    return is_float32(x) ? run_correlate2d<float>(s, x, w, bias)
-                         : run_correlate2d<double>(s, x, w, bias);
+    return is_float32(x) ? run_correlate2d<float>(s, x, w, bias, relu)
+                         : run_correlate2d<double>(s, x, w, bias, relu);
 }
 
 template <typename T>
-py::array run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y) {
+py::object run_backward_weight(const ConvShape& s, const py::array& x, const py::array& grad_y,
+                               bool bias_grad) {
     auto xc = contiguous<T>(x, "x"), gc = contiguous<T>(grad_y, "grad_y");
     auto grad_w =
         new_array<T>({s.filters, s.channels, s.kernel_h, s.kernel_w}, "the output grad_w");
+    py::array_t<T> grad_b;
+    if (bias_grad) grad_b = new_array<T>({s.filters}, "the output grad_b");
     T* out = grad_w.mutable_data();
-    py::gil_scoped_release release;
-    fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out);
-    return grad_w;
+    T* out_b = bias_grad ? grad_b.mutable_data() : nullptr;
+    {
+        py::gil_scoped_release release;
+        fastcnn::correlate2d_backward_weight<T>(s, xc.data(), gc.data(), out, out_b);
+    }
+    if (bias_grad) return py::make_tuple(grad_w, grad_b);
+    return std::move(grad_w);
 }
 
-py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
-                                      py::object kernel_size, py::object stride_obj,
-                                      py::object padding_obj) {
+py::object correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
+                                       py::object kernel_size, py::object stride_obj,
+                                       py::object padding_obj, bool bias_grad) {
     const py::array x = float_array(x_obj, "x", 4, "(N, C, H, W)");
     const py::array grad_y = float_array(grad_y_obj, "grad_y", 4, "(N, F, Ho, Wo)");
     require_same_dtype(grad_y, "grad_y", x, "x");
@@ -323,8 +331,8 @@ py::array correlate2d_backward_weight(py::object x_obj, py::object grad_y_obj,
                         "x " + shape_text(x) + " with kernel_size " + pair_text(kernel) +
                             ", stride " + pair_text(stride) + " and padding " +
                             pair_text(padding));
-    return is_float32(x) ? run_backward_weight<float>(s, x, grad_y)
-                         : run_backward_weight<double>(s, x, grad_y);
+    return is_float32(x) ? run_backward_weight<float>(s, x, grad_y, bias_grad)
+                         : run_backward_weight<double>(s, x, grad_y, bias_grad);
 }
 
 template <typename T>
@@ -545,15 +553,43 @@ double fma_peak(py::object dtype_obj, int threads, double seconds) {
     return fastcnn::fma_peak(twice, threads, seconds);
 }
 
+// ---- activations -------------------------------------------------------------
+
+template <typename T>
+py::array run_relu_backward(const py::array& grad_y, const py::array& y) {
+    auto gc = contiguous<T>(grad_y, "grad_y"), yc = contiguous<T>(y, "y");
+    auto grad_x = new_array<T>(shape_of(y), "the output grad_x");
+    T* out = grad_x.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::relu_backward<T>(yc.size(), gc.data(), yc.data(), out);
+    return grad_x;
+}
+
+py::array relu_backward(py::object grad_y_obj, py::object y_obj) {
+    if (!py::isinstance<py::array>(y_obj))
+        throw py::type_error("y must be a numpy array of float32 or float64, got " +
+                             type_name(y_obj));
+    const int rank = int(py::reinterpret_borrow<py::array>(y_obj).ndim());
+    const py::array y = float_array(y_obj, "y", rank, "(any shape)");
+    const py::array grad_y = float_array(grad_y_obj, "grad_y", rank, "(the shape of y)");
+    require_same_dtype(grad_y, "grad_y", y, "y");
+    if (shape_of(grad_y) != shape_of(y))
+        throw std::invalid_argument("grad_y must have the shape of y " + shape_text(y) +
+                                    ", got " + shape_text(grad_y));
+    return is_float32(y) ? run_relu_backward<float>(grad_y, y)
+                         : run_relu_backward<double>(grad_y, y);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fastcnn's C++ kernels (private: use fastcnn.kernels)";
     m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
-          py::arg("stride") = 1, py::arg("padding") = 0);
+          py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false);
+    m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("y"));
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
           py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,
-          py::arg("padding") = 0);
+          py::arg("padding") = 0, py::arg("bias_grad") = false);
     m.def("convolve2d_full", &convolve2d_full, py::arg("grad_y"), py::arg("w"),
           py::arg("input_size"), py::arg("stride") = 1, py::arg("padding") = 0);
     m.def("maxpool2d", &maxpool2d, py::arg("x"), py::arg("size") = 2,

@@ -1,26 +1,24 @@
 #include "conv.hpp"
 
 #include <algorithm>
-#include <vector>
 
 #include "conv_direct.hpp"
+#include "conv_narrow.hpp"
+#include "conv_weight.hpp"
 #include "gemm.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
 namespace fastcnn {
 namespace {
 
-// The im2col buffer of one task never exceeds this many bytes (unless a single
-// output row needs more); output rows are processed in bands that fit.
-constexpr int64_t kColumnBytes = int64_t(4) << 20;
-constexpr int64_t kMaxWeightBlocks = 8;
-// A task computes at least this many multiply-adds, so a thread pays for itself.
-constexpr int64_t kMinTaskWork = int64_t(1) << 20;
-constexpr int64_t kPartialBytes = int64_t(16) << 20;
-// Up to this many multiply-adds per output value, the direct kernels win;
-// beyond it a tile's weights outgrow the caches and the blocked gemm wins.
-constexpr int64_t kDirectMaxPatch = 4096;
+using tuning::kColumnBytes;
+using tuning::kConvMinTaskWork;
+using tuning::kDirectMaxPatch;
+using tuning::kMaxWeightBlocks;
+using tuning::kPartialBytes;
 
 int64_t patch_size(const ConvShape& s) { return s.channels * s.kernel_h * s.kernel_w; }
 
@@ -99,40 +97,77 @@ int64_t weight_blocks(int64_t batch, int64_t weights, int64_t element_size) {
 }
 
 template <typename T>
-void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y, bool relu) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
 #if FASTCNN_VECTORS
+    if (use_direct(patch) && narrow_correlate_wins<T>(s)) {
+        narrow_correlate(s, x, w, bias, y, relu);
+        return;
+    }
     if (use_direct(patch)) {
-        direct_correlate(forward_shape(s), s.batch, x, w, bias, y);
+        direct_correlate(forward_shape(s), s.batch, x, w, bias, y, relu);
         return;
     }
 #endif
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;
     const int64_t image_work = s.filters * plane * patch;
-    parallel_for(s.batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+    parallel_for(s.batch, kConvMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
                  [&](int64_t first, int64_t last) {
-        std::vector<T> col(patch * rows * s.out_w);
+        T* col = workspace<T>(Scratch::image, patch * rows * s.out_w);
         for (int64_t n = first; n < last; ++n) {
             const T* image = x + n * s.channels * s.height * s.width;
             T* out = y + n * s.filters * plane;
             for (int64_t r0 = 0; r0 < s.out_h; r0 += rows) {
                 const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
-                im2col(s, image, r0, r1, col.data());
-                gemm<T>(s.filters, cols, patch, {w, patch, 1}, {col.data(), cols, 1},
+                im2col(s, image, r0, r1, col);
+                gemm<T>(s.filters, cols, patch, {w, patch, 1}, {col, cols, 1},
                         out + r0 * s.out_w, plane, false, threads_inside);
             }
             if (bias)
                 for (int64_t f = 0; f < s.filters; ++f)
                     for (T *v = out + f * plane, *end = v + plane; v < end; ++v) *v += bias[f];
+            if (relu)
+                for (T *v = out, *end = out + s.filters * plane; v < end; ++v) *v = relu_of(*v);
         }
     });
 }
 
+// grad_b[f] = Σ over (n, oh, ow) of grad_y[n, f, oh, ow]. Pixel k of each
+// plane adds into chain k % kBiasChains, so neighbouring additions do not wait
+// for each other (and the compiler may run the chains as one vector); the
+// chains are added up in a fixed order at the end.
 template <typename T>
-void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y, T* grad_w) {
+void bias_gradient(const ConvShape& s, const T* grad_y, T* grad_b) {
+    constexpr int kBiasChains = 8;
+    const int64_t plane = s.out_h * s.out_w;
+    for (int64_t f = 0; f < s.filters; ++f) {
+        T chains[kBiasChains] = {};
+        for (int64_t n = 0; n < s.batch; ++n) {
+            const T* g = grad_y + (n * s.filters + f) * plane;
+            int64_t k = 0;
+            for (; k + kBiasChains <= plane; k += kBiasChains)
+                for (int c = 0; c < kBiasChains; ++c) chains[c] += g[k + c];
+            for (; k < plane; ++k) chains[k % kBiasChains] += g[k];
+        }
+        T total = 0;
+        for (T chain : chains) total += chain;
+        grad_b[f] = total;
+    }
+}
+
+template <typename T>
+void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y, T* grad_w,
+                                 T* grad_b) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
     const int64_t weights = s.filters * patch;
+#if FASTCNN_VECTORS
+    if (weight_gradient_wins<T>(s, use_direct(patch))) {
+        weight_gradient(s, x, grad_y, grad_w, grad_b);
+        return;
+    }
+#endif
+    if (grad_b) bias_gradient(s, grad_y, grad_b);
 #if FASTCNN_VECTORS
     if (use_direct(patch)) {
         direct_weight_gradient(forward_shape(s), s.batch, x, grad_y, grad_w);
@@ -143,20 +178,20 @@ void correlate2d_backward_weight(const ConvShape& s, const T* x, const T* grad_y
     if (s.batch == 0 || plane == 0) return;
     const int64_t blocks = weight_blocks(s.batch, weights, sizeof(T));
     const int64_t rows = band_rows<T>(s);
-    std::vector<T> partials(blocks * weights);
+    T* partials = workspace<T>(Scratch::partials, blocks * weights);
     const int64_t block_work = weights * plane * s.batch / blocks;
-    parallel_for(blocks, kMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
+    parallel_for(blocks, kConvMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
                  [&](int64_t first_block, int64_t last_block) {
-        std::vector<T> col(patch * rows * s.out_w);
+        T* col = workspace<T>(Scratch::image, patch * rows * s.out_w);
         for (int64_t block = first_block; block < last_block; ++block) {
-            T* sum = partials.data() + block * weights;
+            T* sum = partials + block * weights;
             bool first = true;
             for (int64_t n = block * s.batch / blocks; n < (block + 1) * s.batch / blocks; ++n)
                 for (int64_t r0 = 0; r0 < s.out_h; r0 += rows) {
                     const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
-                    im2col(s, x + n * s.channels * s.height * s.width, r0, r1, col.data());
+                    im2col(s, x + n * s.channels * s.height * s.width, r0, r1, col);
                     const T* g = grad_y + n * s.filters * plane + r0 * s.out_w;
-                    gemm<T>(s.filters, patch, cols, {g, plane, 1}, {col.data(), 1, cols}, sum,
+                    gemm<T>(s.filters, patch, cols, {g, plane, 1}, {col, 1, cols}, sum,
                             patch, !first, blocks == 1);
                     first = false;
                 }
@@ -178,15 +213,26 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
         // grad_x = correlate(grad_y spread out by the stride, padded by k − 1 − p,
         //                    with w flipped in space and its C and F swapped).
         const int64_t taps = s.kernel_h * s.kernel_w;
-        std::vector<T> flipped(s.filters * patch);
+        T* flipped = workspace<T>(Scratch::flipped_weights, s.filters * patch);
         for (int64_t f = 0; f < s.filters; ++f)
             for (int64_t c = 0; c < s.channels; ++c)
                 for (int64_t t = 0; t < taps; ++t)
                     flipped[(c * s.filters + f) * taps + taps - 1 - t] = w[(f * s.channels + c) * taps + t];
-        const DirectShape full{s.filters,  s.out_h,   s.out_w,  s.stride_h,
-                               s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
-                               s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
-        direct_correlate<T>(full, s.batch, grad_y, flipped.data(), nullptr, grad_x);
+        // With stride 1 and p < k that is a plain correlation of grad_y; its
+        // narrow outputs take lanes over C.
+        const ConvShape full{s.batch,    s.filters,  s.out_h,   s.out_w,
+                             s.channels, s.kernel_h, s.kernel_w, 1,
+                             1,          s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
+                             s.height,   s.width};
+        if (s.stride_h == 1 && s.stride_w == 1 && full.pad_h >= 0 && full.pad_w >= 0 &&
+            narrow_correlate_wins<T>(full)) {
+            narrow_correlate<T>(full, grad_y, flipped, nullptr, grad_x, false);
+            return;
+        }
+        const DirectShape dilated{s.filters,  s.out_h,   s.out_w,  s.stride_h,
+                                  s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
+                                  s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
+        direct_correlate<T>(dilated, s.batch, grad_y, flipped, nullptr, grad_x, false);
         return;
     }
 #endif
@@ -194,9 +240,9 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
     const int64_t rows = band_rows<T>(s);
     const bool threads_inside = s.batch == 1;
     const int64_t image_work = s.filters * plane * patch;
-    parallel_for(s.batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+    parallel_for(s.batch, kConvMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
                  [&](int64_t first, int64_t last) {
-        std::vector<T> col(patch * rows * s.out_w);
+        T* col = workspace<T>(Scratch::image, patch * rows * s.out_w);
         for (int64_t n = first; n < last; ++n) {
             T* image = grad_x + n * image_size;
             std::fill(image, image + image_size, T(0));
@@ -204,22 +250,22 @@ void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x)
                 const int64_t r1 = std::min(s.out_h, r0 + rows), cols = (r1 - r0) * s.out_w;
                 const T* g = grad_y + n * s.filters * plane + r0 * s.out_w;
                 // col = wᵀ·grad_y: w read as its transpose through the strides.
-                gemm<T>(patch, cols, s.filters, {w, 1, patch}, {g, plane, 1}, col.data(), cols,
+                gemm<T>(patch, cols, s.filters, {w, 1, patch}, {g, plane, 1}, col, cols,
                         false, threads_inside);
-                col2im_add(s, col.data(), r0, r1, image);
+                col2im_add(s, col, r0, r1, image);
             }
         }
     });
 }
 
 template void correlate2d<float>(const ConvShape&, const float*, const float*, const float*,
-                                 float*);
+                                 float*, bool);
 template void correlate2d<double>(const ConvShape&, const double*, const double*,
-                                  const double*, double*);
+                                  const double*, double*, bool);
 template void correlate2d_backward_weight<float>(const ConvShape&, const float*, const float*,
-                                                 float*);
+                                                 float*, float*);
 template void correlate2d_backward_weight<double>(const ConvShape&, const double*,
-                                                  const double*, double*);
+                                                  const double*, double*, double*);
 template void convolve2d_full<float>(const ConvShape&, const float*, const float*, float*);
 template void convolve2d_full<double>(const ConvShape&, const double*, const double*, double*);
 

@@ -18,14 +18,24 @@ struct ConvShape {
     int64_t out_h, out_w;                    // Ho = (H + 2·ph − kh) / sh + 1
 };
 
-// y = correlate(x, w) + bias; bias may be null.
+// y = correlate(x, w) + bias, bias may be null; with relu, y = max(y, 0)
+// applied as the sums are stored (NaN stays NaN, as numpy.maximum keeps it).
 template <typename T>
-void correlate2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y);
+void correlate2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
+                 bool relu);
 
-// grad_w = Σ over the batch of correlate(x, grad_y): the gradient of y w.r.t. w.
+// The ReLU of an activation stored at its output: negative sums become 0.
+template <typename T>
+inline T relu_of(T value) {
+    return value < T(0) ? T(0) : value;
+}
+
+// grad_w = Σ over the batch of correlate(x, grad_y): the gradient of y w.r.t. w;
+// and, unless grad_b is null, grad_b (F,) = grad_y summed over (N, Ho, Wo): the
+// gradient w.r.t. the bias.
 template <typename T>
 void correlate2d_backward_weight(const ConvShape& shape, const T* x, const T* grad_y,
-                                 T* grad_w);
+                                 T* grad_w, T* grad_b);
 
 // grad_x = the full convolution of grad_y with w: the gradient of y w.r.t. x.
 template <typename T>

@@ -6,15 +6,15 @@
 #include "conv.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
 #if FASTCNN_VECTORS
 namespace fastcnn {
 namespace {
 
-// A task computes at least this many multiply-adds, so a thread pays for itself.
-constexpr int64_t kMinTaskWork = int64_t(1) << 20;
-// The weight gradient loads this many bytes of images at a time.
-constexpr int64_t kGroupBytes = int64_t(4) << 20;
+using tuning::kConvMinTaskWork;
+using tuning::kDirectGroupBytes;
 
 int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
 
@@ -24,7 +24,8 @@ int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step
 // output column ow then reads phase j % sw at t = ow + j / sw. Rows and phases
 // no window reads are left out, so a stride far larger than the kernel costs
 // no memory: window row i of output row oh is kept as row oh·min(sh, kh) + i.
-// Holds `images` such images one after the other.
+// Holds `images` such images one after the other, in this thread's
+// Scratch::image workspace.
 template <typename T>
 struct Phased {
     int64_t row_step, rows;  // rows = (Ho − 1)·row_step + kh
@@ -32,7 +33,8 @@ struct Phased {
     int64_t image_size;
     std::vector<int64_t> column_index;  // source column → q·width + t, or −1 if unused
     std::vector<int64_t> tap_offset;    // tap j → (j % sw)·width + j / sw
-    std::vector<T> data;
+    std::vector<char> holds_source;     // kept row → whether a source row lands there
+    T* data;
 
     Phased(const DirectShape& s, int64_t vector_width, int64_t tap_multiple, int64_t images)
         : row_step(std::min(s.stride_h, s.kernel_h)),
@@ -42,7 +44,12 @@ struct Phased {
           image_size(s.channels * rows * phases * width),
           column_index(s.width, -1),
           tap_offset(round_up(s.kernel_w, tap_multiple), 0),
-          data(images * image_size) {
+          holds_source(rows, 0),
+          data(workspace<T>(Scratch::image, images * image_size)) {
+        for (int64_t h = 0; h < s.height; ++h) {
+            const int64_t r = kept_row(s, h * s.dilation_h + s.top);
+            if (r >= 0) holds_source[r] = 1;
+        }
         for (int64_t col = 0; col < s.width; ++col) {
             const int64_t padded = col * s.dilation_w + s.left;
             const int64_t q = padded % s.stride_w, t = padded / s.stride_w;
@@ -61,7 +68,7 @@ struct Phased {
     }
 
     void fill(const DirectShape& s, const T* image, int64_t slot = 0) {
-        T* base = data.data() + slot * image_size;
+        T* base = data + slot * image_size;
         std::fill(base, base + image_size, T(0));
         const int64_t row_size = phases * width;
         for (int64_t c = 0; c < s.channels; ++c)
@@ -77,26 +84,33 @@ struct Phased {
 
     // Window row i of output row oh, in channel c of image `slot`.
     const T* row(int64_t c, int64_t oh, int64_t i, int64_t slot = 0) const {
-        return data.data() + slot * image_size + (c * rows + oh * row_step + i) * phases * width;
+        return data + slot * image_size + (c * rows + oh * row_step + i) * phases * width;
     }
 };
 
 template <typename T>
-struct DirectArgs {
+struct ForwardArgs {
     const DirectShape* shape;
     const Phased<T>* source;
     const T* packed_w;  // [F / FB][C][kh][kw][FB], filters zero-padded to a multiple of FB
     const T* bias;
-    T* y;              // one image's output (F, Ho, Wo)
-    const T* grad;     // grad_y of source->images images, each [F'][Ho][grad_width]:
-    int64_t grad_width;  // rows zero-padded to whole vectors, filters to whole tiles
+    T* y;               // one image's output (F, Ho, Wo)
+    bool relu;
+};
+
+template <typename T>
+struct ColumnGradientArgs {
+    const DirectShape* shape;
+    const Phased<T>* source;  // source->images images
+    const T* grad;            // their grad_y, each [F'][Ho][grad_width]:
+    int64_t grad_width;       // rows zero-padded to whole vectors, filters to whole tiles
     int64_t images;
 };
 
 // Output rows [oh0, oh1) of one image in register tiles of FB filters × RB
 // rows × NV vectors of L columns.
 template <typename T, int L, int FB, int RB, int NV>
-FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {
+FASTCNN_INLINE void forward_rows(const ForwardArgs<T>& a, int64_t oh0, int64_t oh1) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t patch = s.channels * s.kernel_h * s.kernel_w;
@@ -105,9 +119,21 @@ FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh
         for (int64_t oh = oh0; oh < oh1; oh += RB)
             for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += NV * L) {
                 V acc[FB][RB][NV] = {};
+                // Window rows that read only zero padding (or zeros between
+                // a dilated source's rows) for every row of the tile are
+                // skipped: the input gradient's "full" correlation has many.
+                uint64_t live = s.kernel_h > 64 ? ~uint64_t(0) : 0;
+                for (int64_t i = 0; i < s.kernel_h && i < 64; ++i)
+                    for (int r = 0; r < RB; ++r)
+                        if (a.source->holds_source[std::min(oh + r, oh1 - 1) * a.source->row_step + i])
+                            live |= uint64_t(1) << i;
                 const T* wv = a.packed_w + f0 * patch;
                 for (int64_t c = 0; c < s.channels; ++c)
                     for (int64_t i = 0; i < s.kernel_h; ++i) {
+                        if (i < 64 && !(live >> i & 1)) {
+                            wv += s.kernel_w * FB;
+                            continue;
+                        }
                         // Rows past oh1 repeat the last one; their sums are dropped.
                         const T* rows[RB];
 #pragma GCC unroll 16
@@ -140,7 +166,10 @@ FASTCNN_INLINE void forward_rows(const DirectArgs<T>& a, int64_t oh0, int64_t oh
                         __builtin_memcpy(lanes, acc[f][r], sizeof(lanes));
                         const T bias = a.bias ? a.bias[f0 + f] : T(0);
                         T* out = a.y + ((f0 + f) * s.out_h + oh + r) * s.out_w + ow0;
-                        for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
+                        if (a.relu)
+                            for (int64_t k = 0; k < width; ++k) out[k] = relu_of(lanes[k] + bias);
+                        else
+                            for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
                     }
             }
 }
@@ -162,7 +191,8 @@ FASTCNN_INLINE T lane_sum(const Vec<T, L>& v) {
 // filters × JB taps, each accumulating over all the group's output positions,
 // lanes across output columns, then summed across lanes once.
 template <typename T, int L, int FB, int JB>
-FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {
+FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,
+                                    T* grad_w) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
     const int64_t* taps = a.source->tap_offset.data();
@@ -211,13 +241,13 @@ FASTCNN_INLINE void weight_gradient(const DirectArgs<T>& a, int64_t c0, int64_t 
 template <typename T>
 struct ForwardTile {
     int filters, rows, vectors;
-    void (*run)(const DirectArgs<T>&, int64_t oh0, int64_t oh1);
+    void (*run)(const ForwardArgs<T>&, int64_t oh0, int64_t oh1);
 };
 
 template <typename T>
 struct GradientTile {
     int filters, taps;
-    void (*run)(const DirectArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
+    void (*run)(const ColumnGradientArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
 };
 
 // A tile keeps its accumulators and the operands of one step in registers:
@@ -255,11 +285,12 @@ constexpr int forward_rows_fit(int regs, int filters, int vectors) {
         FASTCNN_GRADIENT_TILE(PATH, T, 12, 1), FASTCNN_GRADIENT_TILE(PATH, T, 15, 1)
 #define FASTCNN_TILES(PATH, TARGET, T, L, REGS)                                                \
     template <int FB, int RB, int NV>                                                          \
-    TARGET void PATH##_forward(const DirectArgs<T>& a, int64_t oh0, int64_t oh1) {             \
+    TARGET void PATH##_forward(const ForwardArgs<T>& a, int64_t oh0, int64_t oh1) {            \
         forward_rows<T, L, FB, RB, NV>(a, oh0, oh1);                                           \
     }                                                                                          \
     template <int FB, int JB>                                                                  \
-    TARGET void PATH##_gradient(const DirectArgs<T>& a, int64_t c0, int64_t c1, T* grad_w) {   \
+    TARGET void PATH##_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,         \
+                                T* grad_w) {                                                   \
         weight_gradient<T, L, FB, JB>(a, c0, c1, grad_w);                                      \
     }                                                                                          \
     const ForwardTile<T> PATH##_forward_tiles[] = {                                            \
@@ -267,7 +298,8 @@ constexpr int forward_rows_fit(int regs, int filters, int vectors) {
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 5, 2), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 4, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 2), \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 2, 2),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 2), \
-        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 1), FASTCNN_FORWARD_TILE(PATH, T, REGS, 8, 1), \
+        FASTCNN_FORWARD_TILE(PATH, T, REGS, 6, 1),                                             \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 3, 1),  FASTCNN_FORWARD_TILE(PATH, T, REGS, 1, 1)};\
     const GradientTile<T> PATH##_gradient_tiles[] = {FASTCNN_GRADIENT_TILES_##REGS(PATH, T)};
 
@@ -363,11 +395,14 @@ const GradientTile<T>& best_gradient_tile(const DirectKernels<T>& k, const Direc
     return k.gradient[best];
 }
 
-// w (F, C, kh, kw) → [F / FB][C][kh][kw][FB], the missing filters zero.
+// w (F, C, kh, kw) → [F / FB][C][kh][kw][FB], the missing filters zero, in
+// this thread's Scratch::packed_weights workspace.
 template <typename T>
-std::vector<T> pack_filters(const DirectShape& s, const T* w, int64_t block) {
+const T* pack_filters(const DirectShape& s, const T* w, int64_t block) {
     const int64_t patch = s.channels * s.kernel_h * s.kernel_w;
-    std::vector<T> packed(round_up(s.filters, block) * patch, T(0));
+    const int64_t size = round_up(s.filters, block) * patch;
+    T* packed = workspace<T>(Scratch::packed_weights, size);
+    std::fill(packed, packed + size, T(0));
     for (int64_t f = 0; f < s.filters; ++f)
         for (int64_t p = 0; p < patch; ++p)
             packed[(f / block * patch + p) * block + f % block] = w[f * patch + p];
@@ -378,22 +413,21 @@ std::vector<T> pack_filters(const DirectShape& s, const T* w, int64_t block) {
 
 template <typename T>
 void direct_correlate(const DirectShape& s, int64_t batch, const T* source, const T* w,
-                      const T* bias, T* y) {
+                      const T* bias, T* y, bool relu) {
     const DirectKernels<T> kernels = direct_kernels<T>();
     const ForwardTile<T>& tile = best_forward_tile(kernels, s);
-    const std::vector<T> packed_w = pack_filters(s, w, tile.filters);
+    const T* packed_w = pack_filters(s, w, tile.filters);
     const int64_t vector_width = int64_t(tile.vectors) * kernels.lanes;
     const int64_t image = s.channels * s.height * s.width, out = s.filters * s.out_h * s.out_w;
     const int64_t row_work = s.filters * s.out_w * s.channels * s.kernel_h * s.kernel_w;
     if (batch >= num_threads()) {
         const int64_t image_work = row_work * s.out_h;
-        parallel_for(batch, kMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+        parallel_for(batch, kConvMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
                      [&](int64_t first, int64_t last) {
             Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
-                tile.run({&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0, 1}, 0,
-                         s.out_h);
+                tile.run({&s, &phased, packed_w, bias, y + n * out, relu}, 0, s.out_h);
             }
         });
         return;
@@ -404,8 +438,8 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
     const int64_t row_blocks = (s.out_h + tile.rows - 1) / tile.rows;
     for (int64_t n = 0; n < batch; ++n) {
         phased.fill(s, source + n * image);
-        const DirectArgs<T> args{&s, &phased, packed_w.data(), bias, y + n * out, nullptr, 0, 1};
-        parallel_for(row_blocks, kMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
+        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out, relu};
+        parallel_for(row_blocks, kConvMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
                      [&](int64_t b0, int64_t b1) {
                          tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
                      });
@@ -430,13 +464,14 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
     const int64_t grad_image = filters * s.out_h * grad_width;
     const Phased<T> probe(s, kernels.lanes, tile.taps, 0);
     const int64_t image_bytes = (probe.image_size + grad_image) * int64_t(sizeof(T));
-    const int64_t group = std::clamp<int64_t>(kGroupBytes / image_bytes, 1,
+    const int64_t group = std::clamp<int64_t>(kDirectGroupBytes / image_bytes, 1,
                                               (batch + blocks - 1) / blocks);
 
     // Runs images [first, last) in groups; `run` takes the loaded group.
     auto for_groups = [&](int64_t first, int64_t last, auto run) {
         Phased<T> phased(s, kernels.lanes, tile.taps, group);
-        std::vector<T> grad(group * grad_image, T(0));
+        T* grad = workspace<T>(Scratch::gradient, group * grad_image);
+        std::fill(grad, grad + group * grad_image, T(0));
         for (int64_t n0 = first; n0 < last; n0 += group) {
             const int64_t count = std::min(group, last - n0);
             for (int64_t g = 0; g < count; ++g) {
@@ -445,29 +480,30 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
                     for (int64_t oh = 0; oh < s.out_h; ++oh)
                         std::copy_n(grad_y + ((n0 + g) * s.filters + f) * plane + oh * s.out_w,
                                     s.out_w,
-                                    grad.data() + g * grad_image + (f * s.out_h + oh) * grad_width);
+                                    grad + g * grad_image + (f * s.out_h + oh) * grad_width);
             }
-            run(DirectArgs<T>{&s, &phased, nullptr, nullptr, nullptr, grad.data(), grad_width,
+            run(ColumnGradientArgs<T>{&s, &phased, grad, grad_width,
                               count});
         }
     };
     if (blocks == 1) {
         // One block: its groups in order, each group's channels split over threads.
         const int64_t channel_work = group * s.filters * s.kernel_h * s.kernel_w * plane;
-        for_groups(0, batch, [&](const DirectArgs<T>& args) {
-            parallel_for(s.channels, kMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
+        for_groups(0, batch, [&](const ColumnGradientArgs<T>& args) {
+            parallel_for(s.channels, kConvMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
                          [&](int64_t c0, int64_t c1) { tile.run(args, c0, c1, grad_w); });
         });
         return;
     }
-    std::vector<T> partials(blocks * weights, T(0));
+    T* partials = workspace<T>(Scratch::partials, blocks * weights);
+    std::fill(partials, partials + blocks * weights, T(0));
     const int64_t block_work = weights * plane * batch / blocks;
-    parallel_for(blocks, kMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
+    parallel_for(blocks, kConvMinTaskWork / std::max<int64_t>(block_work, 1) + 1,
                  [&](int64_t first, int64_t last) {
         for (int64_t block = first; block < last; ++block)
             for_groups(block * batch / blocks, (block + 1) * batch / blocks,
-                       [&](const DirectArgs<T>& args) {
-                           tile.run(args, 0, s.channels, partials.data() + block * weights);
+                       [&](const ColumnGradientArgs<T>& args) {
+                           tile.run(args, 0, s.channels, partials + block * weights);
                        });
     });
     for (int64_t block = 0; block < blocks; ++block)
@@ -475,9 +511,9 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
 }
 
 template void direct_correlate<float>(const DirectShape&, int64_t, const float*, const float*,
-                                      const float*, float*);
+                                      const float*, float*, bool);
 template void direct_correlate<double>(const DirectShape&, int64_t, const double*,
-                                       const double*, const double*, double*);
+                                       const double*, const double*, double*, bool);
 template void direct_weight_gradient<float>(const DirectShape&, int64_t, const float*,
                                             const float*, float*);
 template void direct_weight_gradient<double>(const DirectShape&, int64_t, const double*,

@@ -18,10 +18,11 @@ struct DirectShape {
     int64_t out_h, out_w;
 };
 
-// y (batch, F, Ho, Wo) = correlate(source, w (F, C, kh, kw)) + bias (or null).
+// y (batch, F, Ho, Wo) = correlate(source, w (F, C, kh, kw)) + bias (or null),
+// through relu_of if relu.
 template <typename T>
 void direct_correlate(const DirectShape& shape, int64_t batch, const T* source, const T* w,
-                      const T* bias, T* y);
+                      const T* bias, T* y, bool relu);
 
 // grad_w (F, C, kh, kw) = Σ over the batch of correlate(source, grad_y).
 template <typename T>

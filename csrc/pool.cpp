@@ -4,43 +4,48 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "parallel.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
 namespace fastcnn {
 namespace {
 
-// Planes handed to one task at least hold this many window elements.
-constexpr int64_t kMinTaskWork = 32768;
+using tuning::kPoolMinTaskWork;
 
 int64_t min_planes(const PoolShape& s) {
     const int64_t per_plane = s.out_h * s.out_w * s.size_h * s.size_w + s.height * s.width;
-    return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(per_plane, 1));
+    return std::max<int64_t>(1, kPoolMinTaskWork / std::max<int64_t>(per_plane, 1));
 }
 
-// One plane, one output at a time: the reference order of comparisons.
+// One window's maximum and its index: the reference order of comparisons.
+template <typename T>
+FASTCNN_INLINE void maxpool_window(const PoolShape& s, const T* in, int64_t oh, int64_t ow,
+                                   T* y, int64_t* argmax) {
+    const int64_t top = oh * s.stride_h, left = ow * s.stride_w;
+    int64_t best_index = top * s.width + left;
+    T best = in[best_index];
+    for (int64_t i = 0; i < s.size_h; ++i)
+        for (int64_t j = 0; j < s.size_w; ++j) {
+            const int64_t index = (top + i) * s.width + left + j;
+            const T value = in[index];
+            // "value != value" is a NaN; the first NaN wins.
+            if (value > best || (value != value && best == best)) {
+                best = value;
+                best_index = index;
+            }
+        }
+    y[oh * s.out_w + ow] = best;
+    argmax[oh * s.out_w + ow] = best_index;
+}
+
+// One plane, one output at a time.
 template <typename T>
 void maxpool_plane_scalar(const PoolShape& s, const T* in, T* y, int64_t* argmax) {
     for (int64_t oh = 0; oh < s.out_h; ++oh)
-        for (int64_t ow = 0; ow < s.out_w; ++ow) {
-            const int64_t top = oh * s.stride_h, left = ow * s.stride_w;
-            int64_t best_index = top * s.width + left;
-            T best = in[best_index];
-            for (int64_t i = 0; i < s.size_h; ++i)
-                for (int64_t j = 0; j < s.size_w; ++j) {
-                    const int64_t index = (top + i) * s.width + left + j;
-                    const T value = in[index];
-                    // "value != value" is a NaN; the first NaN wins.
-                    if (value > best || (value != value && best == best)) {
-                        best = value;
-                        best_index = index;
-                    }
-                }
-            y[oh * s.out_w + ow] = best;
-            argmax[oh * s.out_w + ow] = best_index;
-        }
+        for (int64_t ow = 0; ow < s.out_w; ++ow) maxpool_window(s, in, oh, ow, y, argmax);
 }
 
 #if FASTCNN_VECTORS
@@ -110,13 +115,89 @@ FASTCNN_INLINE void maxpool_plane_vector(const PoolShape& s, const T* in, T* pha
         }
 }
 
+// Lanes l = 0 … L − 1 holding the integers 2·l + first (a shuffle mask
+// known at compile time).
+template <typename Mask, typename Index, int... l>
+constexpr Mask every_other(Index first, std::integer_sequence<int, l...>) {
+    return Mask{Index(2 * l + first)...};
+}
+
+// 2×2 windows at stride 2 (the common case): L outputs at a time straight
+// from the plane, each row pair's even and odd columns split apart in
+// registers; the same comparisons in the same order as above. A last,
+// partial vector reads its inputs from a zero-filled copy.
+template <typename T, int L>
+FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int64_t* argmax) {
+    using V = Vec<T, L>;
+    using Mask = decltype(V{} < V{});
+    using Index = std::remove_reference_t<decltype(Mask{}[0])>;
+    constexpr Mask even = every_other<Mask, Index>(0, std::make_integer_sequence<int, L>{});
+    constexpr Mask odd = every_other<Mask, Index>(1, std::make_integer_sequence<int, L>{});
+    const Index magnitude = std::numeric_limits<Index>::max();
+    Index infinity_bits;
+    const T infinity = std::numeric_limits<T>::infinity();
+    __builtin_memcpy(&infinity_bits, &infinity, sizeof(T));
+    T tail[2][2 * L];
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+        for (int64_t ow0 = 0; ow0 < s.out_w; ow0 += L) {
+            const int64_t count = std::min<int64_t>(L, s.out_w - ow0);
+            const T* rows[2] = {in + 2 * oh * s.width + 2 * ow0,
+                                in + (2 * oh + 1) * s.width + 2 * ow0};
+            if (count < L)
+                for (int i = 0; i < 2; ++i) {
+                    std::fill(tail[i], tail[i] + 2 * L, T(0));
+                    std::copy_n(rows[i], 2 * count, tail[i]);
+                    rows[i] = tail[i];
+                }
+            V best = {};
+            Mask best_index = {}, best_nan = {};
+            // Not unrolled: unrolled, GCC turns the selects into per-lane code.
+#pragma GCC unroll 1
+            for (int k = 0; k < 4; ++k) {
+                V low, high;
+                __builtin_memcpy(&low, rows[k / 2], sizeof(V));
+                __builtin_memcpy(&high, rows[k / 2] + L, sizeof(V));
+                const V value = __builtin_shuffle(low, high, k % 2 ? odd : even);
+                const Mask index = even + Index((2 * oh + k / 2) * s.width + 2 * ow0 + k % 2);
+                const Mask nan = (Mask(value) & magnitude) > infinity_bits;
+                const Mask better = k == 0 ? ~Mask{} : (value > best) | (nan & ~best_nan);
+                best = V((Mask(value) & better) | (Mask(best) & ~better));
+                best_index = (index & better) | (best_index & ~better);
+                best_nan = (nan & better) | (best_nan & ~better);
+            }
+            int64_t indices[L];
+            if constexpr (sizeof(Index) == sizeof(int64_t)) {
+                __builtin_memcpy(indices, &best_index, sizeof(indices));
+            } else {
+                // Widened half a vector at a time: GCC splits a 1024-bit
+                // conversion into scalars.
+                using Half = Vec<Index, L / 2>;
+                using Wide = Vec<int64_t, L / 2>;
+                Half half[2];
+                __builtin_memcpy(half, &best_index, sizeof(half));
+                const Wide wide[2] = {__builtin_convertvector(half[0], Wide),
+                                      __builtin_convertvector(half[1], Wide)};
+                __builtin_memcpy(indices, wide, sizeof(indices));
+            }
+            __builtin_memcpy(y + oh * s.out_w + ow0, &best, count * sizeof(T));
+            std::copy_n(indices, count, argmax + oh * s.out_w + ow0);
+        }
+}
+
 template <typename T>
-using MaxpoolPlane = void (*)(const PoolShape&, const T*, T*, int64_t, T*, int64_t*);
+struct MaxpoolKernels {
+    void (*plane)(const PoolShape&, const T* in, T* phased, int64_t width, T* y, int64_t* argmax);
+    void (*plane_2x2)(const PoolShape&, const T* in, T* y, int64_t* argmax);
+    int lanes;
+};
 
 #define FASTCNN_MAXPOOL(NAME, TARGET, T, L)                                             \
     TARGET void NAME(const PoolShape& s, const T* in, T* phased, int64_t width, T* y,  \
                      int64_t* argmax) {                                                \
         maxpool_plane_vector<T, L>(s, in, phased, width, y, argmax);                   \
+    }                                                                                  \
+    TARGET void NAME##_2x2(const PoolShape& s, const T* in, T* y, int64_t* argmax) {   \
+        maxpool_2x2_plane<T, L>(s, in, y, argmax);                                     \
     }
 #define FASTCNN_NO_TARGET
 FASTCNN_MAXPOOL(maxpool_float_generic, FASTCNN_NO_TARGET, float, 4)
@@ -129,24 +210,24 @@ FASTCNN_MAXPOOL(maxpool_double_avx512, FASTCNN_TARGET_AVX512, double, 8)
 #endif
 
 template <typename T>
-std::pair<MaxpoolPlane<T>, int> maxpool_kernel();
+MaxpoolKernels<T> maxpool_kernel();
 
 template <>
-std::pair<MaxpoolPlane<float>, int> maxpool_kernel<float>() {
+MaxpoolKernels<float> maxpool_kernel<float>() {
 #if FASTCNN_X86_DISPATCH
-    if (active_simd() == Simd::avx512) return {maxpool_float_avx512, 16};
-    if (active_simd() == Simd::avx2) return {maxpool_float_avx2, 8};
+    if (active_simd() == Simd::avx512) return {maxpool_float_avx512, maxpool_float_avx512_2x2, 16};
+    if (active_simd() == Simd::avx2) return {maxpool_float_avx2, maxpool_float_avx2_2x2, 8};
 #endif
-    return {maxpool_float_generic, 4};
+    return {maxpool_float_generic, maxpool_float_generic_2x2, 4};
 }
 
 template <>
-std::pair<MaxpoolPlane<double>, int> maxpool_kernel<double>() {
+MaxpoolKernels<double> maxpool_kernel<double>() {
 #if FASTCNN_X86_DISPATCH
-    if (active_simd() == Simd::avx512) return {maxpool_double_avx512, 8};
-    if (active_simd() == Simd::avx2) return {maxpool_double_avx2, 4};
+    if (active_simd() == Simd::avx512) return {maxpool_double_avx512, maxpool_double_avx512_2x2, 8};
+    if (active_simd() == Simd::avx2) return {maxpool_double_avx2, maxpool_double_avx2_2x2, 4};
 #endif
-    return {maxpool_double_generic, 2};
+    return {maxpool_double_generic, maxpool_double_generic_2x2, 2};
 }
 #endif
 
@@ -158,12 +239,21 @@ void maxpool2d(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
 #if FASTCNN_VECTORS
     // Lane indices are as wide as T: 32 bits for float.
     if (in_plane <= (int64_t(1) << (8 * sizeof(T) - 2))) {
-        const auto [plane_kernel, lanes] = maxpool_kernel<T>();
+        const MaxpoolKernels<T> kernels = maxpool_kernel<T>();
+        if (s.size_h == 2 && s.size_w == 2 && s.stride_h == 2 && s.stride_w == 2) {
+            parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
+                for (int64_t p = first; p < last; ++p)
+                    kernels.plane_2x2(s, x + p * in_plane, y + p * out_plane,
+                                      argmax + p * out_plane);
+            });
+            return;
+        }
+        const int64_t lanes = kernels.lanes;
         const int64_t width = (s.out_w + lanes - 1) / lanes * lanes + (s.size_w - 1) / s.stride_w;
         parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
-            std::vector<T> phased(s.height * std::min(s.stride_w, s.size_w) * width);
+            T* phased = workspace<T>(Scratch::image, s.height * std::min(s.stride_w, s.size_w) * width);
             for (int64_t p = first; p < last; ++p)
-                plane_kernel(s, x + p * in_plane, phased.data(), width, y + p * out_plane,
+                kernels.plane(s, x + p * in_plane, phased, width, y + p * out_plane,
                              argmax + p * out_plane);
         });
         return;
@@ -179,10 +269,13 @@ template <typename T>
 void maxpool2d_backward(const PoolShape& s, const T* grad_y, const int64_t* argmax, T* grad_x) {
     const int64_t in_plane = s.height * s.width, out_plane = s.out_h * s.out_w;
     parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
-        std::fill(grad_x + first * in_plane, grad_x + last * in_plane, T(0));
-        for (int64_t p = first; p < last; ++p)
+        // Plane by plane, so the additions find the zeroed plane in L1.
+        for (int64_t p = first; p < last; ++p) {
+            T* plane = grad_x + p * in_plane;
+            std::fill(plane, plane + in_plane, T(0));
             for (int64_t o = 0; o < out_plane; ++o)
-                grad_x[p * in_plane + argmax[p * out_plane + o]] += grad_y[p * out_plane + o];
+                plane[argmax[p * out_plane + o]] += grad_y[p * out_plane + o];
+        }
     });
 }
 

@@ -44,6 +44,9 @@ CONV_CASES = [
     pytest.param(2, 2, 5, 4, 3, (7, 6), 1, 1, id="kernel-as-large-as-padded-input"),
     pytest.param(2, 3, 11, 10, 2, 2, (4, 3), 0, id="stride-larger-than-kernel"),
     pytest.param(2, 1, 3, 3, 2, 5, 1, 2, id="kernel-larger-than-unpadded-input"),
+    # Outputs narrower than a vector with many filters: lanes over filters
+    pytest.param(2, 16, 14, 14, 32, 5, 1, 0, id="narrow-lenet-conv2"),
+    pytest.param(3, 5, 9, 7, 21, (3, 2), (2, 1), 1, id="narrow-k3x2-s2x1-f21"),
     pytest.param(2, 3, 1, 1, 4, 1, 1, 0, id="1x1-input"),
     pytest.param(1, 2, 1, 1, 3, 3, 1, 1, id="1x1-input-k3-p1"),
     pytest.param(2, 2, 6, 6, 3, 1, 1, 2, id="padding-wider-than-kernel"),
@@ -133,6 +136,14 @@ def check_backward_weight(assert_close, x, grad_y, kernel_size, stride, padding)
         magnitude_of(x), magnitude_of(grad_y), kernel_size, stride, padding
     )
     assert_close(grad_w, expected, magnitude)
+    # The bias gradient rides along without changing grad_w.
+    grad_w_too, grad_b = kernels.correlate2d_backward_weight(
+        x, grad_y, kernel_size, stride=stride, padding=padding, bias_grad=True
+    )
+    np.testing.assert_array_equal(grad_w_too, grad_w, strict=True)
+    assert grad_b.dtype == x.dtype and grad_b.shape == (grad_y.shape[1],)
+    assert_close(grad_b, in_float64(grad_y).sum(axis=(0, 2, 3)),
+                 magnitude_of(grad_y).sum(axis=(0, 2, 3)))
 
 
 def check_convolve2d_full(assert_close, grad_y, w, input_size, stride, padding):
@@ -595,6 +606,14 @@ def large_kernel_calls(rng, dtype):
     big_x = rng.standard_normal((3, 256, 12, 12), dtype)  # C*kh*kw = 4096: the gemm path
     big_w = rng.standard_normal((256, 256, 4, 4), dtype)
     big_grad_y = rng.standard_normal((3, 256, 11, 11), dtype)
+    # Few filters (lanes over output columns) and a stride above the kernel
+    # (im2col + gemm) take the other two weight-gradient paths.
+    few_x = rng.standard_normal((16, 6, 28, 28), dtype)
+    few_grad_y = rng.standard_normal((16, 6, 28, 28), dtype)
+    strided_grad_y = rng.standard_normal((16, 32, 7, 7), dtype)
+    narrow_x = rng.standard_normal((16, 16, 14, 14), dtype)  # LeNet's conv2
+    narrow_w = rng.standard_normal((32, 16, 5, 5), dtype)
+    narrow_grad_y = rng.standard_normal((16, 32, 10, 10), dtype)
     return {
         "correlate2d": (lambda: kernels.correlate2d(x, w, bias, padding=1), ()),
         "correlate2d_backward_weight": (
@@ -615,6 +634,26 @@ def large_kernel_calls(rng, dtype):
         **matmul_calls(rng, 300, 300, 300, dtype),
         **{f"{name}-dense": call for name, call in matmul_calls(rng, 64, 784, 100, dtype).items()},
         **{f"{name}-narrow": call for name, call in matmul_calls(rng, 1000, 1280, 10, dtype).items()},
+        "correlate2d_backward_weight-bias": (
+            lambda: kernels.correlate2d_backward_weight(x, grad_y, 3, padding=1, bias_grad=True),
+            (),
+        ),
+        "correlate2d_backward_weight-few-filters": (
+            lambda: kernels.correlate2d_backward_weight(few_x, few_grad_y, 5, padding=2,
+                                                        bias_grad=True),
+            (),
+        ),
+        "correlate2d_backward_weight-stride-above-kernel": (
+            lambda: kernels.correlate2d_backward_weight(x, strided_grad_y, 2, stride=3,
+                                                        bias_grad=True),
+            (),
+        ),
+        "correlate2d-narrow": (lambda: kernels.correlate2d(narrow_x, narrow_w, bias), ()),
+        "correlate2d-narrow-batch1": (lambda: kernels.correlate2d(narrow_x[:1], narrow_w), ()),
+        "convolve2d_full-narrow": (
+            lambda: kernels.convolve2d_full(narrow_grad_y, narrow_w, (14, 14)),
+            (),
+        ),
         **conv_calls("batch1", x[:1], w, grad_y[:1], 1),
         **conv_calls("gemm", big_x, big_w, big_grad_y, 1),
     }
@@ -637,8 +676,9 @@ def conv_calls(suffix, x, w, grad_y, padding):
 
 
 # Besides every kernel: one image (threads split its rows or channels), the
-# im2col + gemm path of the convolutions, and matmul's unpacked path on a dense
-# layer's shapes (a batch of 64; 10 outputs).
+# im2col + gemm path of the convolutions, the weight gradient's special paths, the
+# narrow convolution, and matmul's unpacked path on a dense layer's shapes (a batch
+# of 64; 10 outputs).
 THREADED_NAMES = (
     KERNEL_NAMES
     + [
@@ -646,6 +686,9 @@ THREADED_NAMES = (
         for case in ("batch1", "gemm")
         for kernel in ("correlate2d", "correlate2d_backward_weight", "convolve2d_full")
     ]
+    + [f"correlate2d_backward_weight-{case}"
+       for case in ("bias", "few-filters", "stride-above-kernel")]
+    + ["correlate2d-narrow", "correlate2d-narrow-batch1", "convolve2d_full-narrow"]
     + [f"{name}-{case}" for case in ("dense", "narrow") for name in KERNEL_NAMES if "matmul" in name]
 )
 

@@ -47,11 +47,12 @@ def tensor(array, requires_grad=False):
 
 
 def conv_with_gradients(x, w, bias, grad_y, stride, padding):
-    """y, grad_x and grad_w from torch autograd."""
+    """y, grad_x, grad_w and grad_b from torch autograd."""
     tx, tw = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
-    y = functional.conv2d(tx, tw, tensor(bias), stride=stride, padding=padding)
+    tb = tensor(bias, requires_grad=True)
+    y = functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
     y.backward(tensor(grad_y))
-    return y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
+    return y.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()
 
 
 @pytest.mark.parametrize(("n", "c", "h", "w", "f", "kernel", "stride", "padding"), CONV_CASES)
@@ -69,10 +70,10 @@ def test_convolution_matches_torch(assert_close, rng, n, c, h, w, f, kernel, str
     )
     y = kernels.correlate2d(x, weights, bias, stride=stride, padding=padding)
     grad_x = kernels.convolve2d_full(grad_y, weights, (h, w), stride=stride, padding=padding)
-    grad_w = kernels.correlate2d_backward_weight(
-        x, grad_y, kernel, stride=stride, padding=padding
+    grad_w, grad_b = kernels.correlate2d_backward_weight(
+        x, grad_y, kernel, stride=stride, padding=padding, bias_grad=True
     )
-    for actual, wanted, magnitude in zip((y, grad_x, grad_w), expected, magnitudes):
+    for actual, wanted, magnitude in zip((y, grad_x, grad_w, grad_b), expected, magnitudes):
         assert_close(actual, wanted, magnitude)
 
 

@@ -24,25 +24,34 @@ __all__ = [
     "avgpool2d",
     "avgpool2d_backward",
     "matmul",
+    "relu_backward",
 ]
 
 
-def correlate2d(x, w, bias=None, stride=1, padding=0):
+def correlate2d(x, w, bias=None, stride=1, padding=0, relu=False):
     """Cross-correlate a batch with a filter bank (the conv forward pass).
 
     x (N, C, H, W), w (F, C, kh, kw), bias (F,) or None -> y (N, F, Ho, Wo),
     ``y[n, f] = bias[f] + sum_c correlate(pad(x[n, c]), w[f, c])`` with stride.
+    With ``relu=True`` returns ``numpy.maximum(y, 0)``, applied as the sums are
+    stored (a NaN stays NaN); ``relu_backward`` takes its gradient from it.
     """
-    return _core.correlate2d(x, w, bias, stride, padding)
+    return _core.correlate2d(x, w, bias, stride, padding, relu)
 
 
-def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0):
+def correlate2d_backward_weight(
+    x, grad_y, kernel_size, stride=1, padding=0, bias_grad=False
+):
     """The gradient of the loss w.r.t. the filters of ``correlate2d``.
 
     x (N, C, H, W), grad_y (N, F, Ho, Wo) -> grad_w (F, C, kh, kw), summed over
-    the batch.
+    the batch. With ``bias_grad=True`` returns ``(grad_w, grad_b)``, grad_b (F,)
+    being grad_y summed over (N, Ho, Wo), the gradient w.r.t. the bias, computed
+    in the same pass over grad_y.
     """
-    return _core.correlate2d_backward_weight(x, grad_y, kernel_size, stride, padding)
+    return _core.correlate2d_backward_weight(
+        x, grad_y, kernel_size, stride, padding, bias_grad
+    )
 
 
 def convolve2d_full(grad_y, w, input_size, stride=1, padding=0):
@@ -99,3 +108,14 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     return _core.matmul(a, b, bool(transpose_a), bool(transpose_b))
+
+
+def relu_backward(grad_y, y):
+    """The gradient through a ReLU, taken from its output y (any shape).
+
+    grad_y and y of one shape and dtype -> grad_x with ``grad_x = grad_y`` where
+    ``y > 0`` and 0 elsewhere (also where y is NaN); no pre-activation is needed
+    (oneDNN's ``eltwise_relu_use_dst_for_bwd``). Raises TypeError for non-float
+    arrays or mixed dtypes, ValueError for different shapes.
+    """
+    return _core.relu_backward(grad_y, y)

@@ -21,6 +21,7 @@ __all__ = [
     "avgpool2d",
     "avgpool2d_backward",
     "matmul",
+    "relu_backward",
 ]
 
 
@@ -60,11 +61,11 @@ def _window_rows(offset, step, count):
     return slice(offset, offset + step * (count - 1) + 1, step)
 
 
-def correlate2d(x, w, bias=None, stride=1, padding=0):
+def correlate2d(x, w, bias=None, stride=1, padding=0, relu=False):
     """Cross-correlation of x (N, C, H, W) with w (F, C, kh, kw), plus bias (F,).
 
     y[n, f, i, j] = bias[f] + sum_{c, a, b} w[f, c, a, b] * xp[n, c, i*sh + a, j*sw + b]
-    where xp is x zero-padded; returns y (N, F, Ho, Wo).
+    where xp is x zero-padded; returns y (N, F, Ho, Wo), or maximum(y, 0) if relu.
     """
     x, w = np.asarray(x), np.asarray(w)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
@@ -75,7 +76,7 @@ def correlate2d(x, w, bias=None, stride=1, padding=0):
     y = np.ascontiguousarray(y.transpose(0, 3, 1, 2))
     if bias is not None:
         y += np.asarray(bias)[:, None, None]
-    return y
+    return np.maximum(y, 0) if relu else y
 
 
 def correlate2d_backward_weight(x, grad_y, kernel_size, stride=1, padding=0):
@@ -201,3 +202,9 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     if transpose_b:
         b = b.T
     return np.ascontiguousarray(a @ b)
+
+
+def relu_backward(grad_y, y):
+    """Gradient through a ReLU from its output: grad_y where y > 0, else 0."""
+    grad_y, y = np.asarray(grad_y), np.asarray(y)
+    return np.where(y > 0, grad_y, np.zeros((), grad_y.dtype))
