@@ -562,10 +562,9 @@ class Convolutional(Layer):
         unbatched = self.output.ndim == 3
         if unbatched:
             x, g = x[None], g[None]
-        grad_kernels = kernels.correlate2d_backward_weight(
-            x, g, self.kernel_size, self.stride, self.padding
+        grad_kernels, grad_biases = kernels.correlate2d_backward_weight(
+            x, g, self.kernel_size, self.stride, self.padding, bias_grad=True
         )
-        grad_biases = g.sum(axis=(0, 2, 3))
         grad_x = None
         if self.input_gradient:
             grad_x = kernels.convolve2d_full(
@@ -847,13 +846,17 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    """max(x, 0); its gradient is 0 where x <= 0."""
+    """max(x, 0); its gradient is 0 where x <= 0, taken from the output in one C++ pass
+    (``kernels.relu_backward``)."""
 
     def __init__(self, *, dtype=np.float32):
         super().__init__(activations.relu, activations.relu_prime, dtype=dtype)
 
     def derivative(self):
         return self.input > 0
+
+    def backward(self, output_gradient, learning_rate):
+        return kernels.relu_backward(self._as_output_gradient(output_gradient), self.output)
 
     def config(self):
         return {}
