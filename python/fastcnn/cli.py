@@ -12,14 +12,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 import fastcnn
 from . import datasets, metrics, report
 from .activations import softmax
-from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Softmax, Tanh
+from .layers import Softmax
+from .models import PRESETS
 from .network import Network
 from .optimizers import SGD, Adam
 
@@ -31,66 +31,6 @@ PIXELS = "x / 255 - 0.5"
 VALIDATION_FRACTION = 12  # hold out 1/12 of the training images: 5,000 of 60,000
 REPORT_IMAGES = 30
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A model of ``fastcnn train --model``, with the settings it trains well with."""
-
-    description: str
-    layers: object  # () -> list of layers
-    epochs: int
-    optimizer: str
-    learning_rate: float
-    batch_size: int = 32
-
-
-PRESETS = {
-    "simplecnn": Preset(
-        "write-up 004's SimpleCNN: conv 5x5x6 same -> ReLU -> conv 5x5x6 same -> ReLU "
-        "-> max-pool 2 -> dense 10, softmax cross-entropy",
-        lambda: [
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10),
-        ],
-        epochs=3,
-        optimizer="adam",
-        learning_rate=0.002,
-    ),
-    "lenet": Preset(
-        "LeNet-5's layout, widened to 16 and 32 filters: conv 5x5x16 same -> ReLU -> "
-        "max-pool 2 -> conv 5x5x32 -> ReLU -> max-pool 2 -> dense 120 -> ReLU -> dense 84 "
-        "-> ReLU -> dense 10",
-        lambda: [
-            Convolutional(16, 5, padding=2),
-            ReLU(),
-            MaxPool2D(2),
-            Convolutional(32, 5),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(120),
-            ReLU(),
-            Dense(84),
-            ReLU(),
-            Dense(10),
-        ],
-        epochs=10,
-        optimizer="adam",
-        learning_rate=0.002,
-    ),
-    "mlp": Preset(
-        "write-up 001's MLP: dense 100 -> tanh -> dense 50 -> tanh -> dense 10",
-        lambda: [Flatten(), Dense(100), Tanh(), Dense(50), Tanh(), Dense(10)],
-        epochs=5,
-        optimizer="adam",
-        learning_rate=0.001,
-    ),
-}
 
 OPTIMIZERS = {
     "sgd": lambda: SGD(),
