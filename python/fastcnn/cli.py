@@ -10,8 +10,10 @@ status.
 import argparse
 import math
 import os
+import runpy
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -178,9 +180,7 @@ def main(argv=None):
     name = f"fastcnn {command}" if command in COMMANDS else "fastcnn"
     try:
         if command == "bench":
-            from . import bench
-
-            return bench.main(argv[1:])
+            return bench_command(argv[1:])
         args = _parser().parse_args(argv)
         return args.run(args)
     except KeyboardInterrupt:
@@ -204,6 +204,32 @@ def _one_line(error):
     else:
         text = f"{type(error).__name__}: {error}"
     return " ".join(text.split()) or type(error).__name__
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _bench_script():
+    """bench/run.py of the source checkout fastcnn is imported from (an editable
+    install), else of the current folder; None when neither has one."""
+    checkout = Path(fastcnn.__file__).resolve().parents[2]  # <checkout>/python/fastcnn/
+    for folder in (checkout, Path.cwd()):
+        script = folder / "bench" / "run.py"
+        if script.is_file():
+            return script
+    return None
+
+
+def bench_command(arguments):
+    """Run bench/run.py's main with ``arguments``: the benchmark lives in the source
+    repository, not in the installed package."""
+    script = _bench_script()
+    if script is None:
+        raise CommandError(
+            "the benchmark is not part of the installed package: in a clone of fastcnn's "
+            "repository run python bench/run.py (--help for its options)"
+        )
+    return runpy.run_path(str(script))["main"](arguments, prog="fastcnn bench")
 
 
 # --------------------------------------------------------------------------- data
