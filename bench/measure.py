@@ -44,7 +44,7 @@ FULL = Settings(
     epoch_images=None,
     writeup_epoch_images=25,
     test_images=10_000,
-    network_epoch_images={64: 3_200, 1: 400},
+    network_epoch_images={64: 1_920, 1: 300},
 )
 QUICK = Settings(
     name="quick",
@@ -76,8 +76,8 @@ class Timing:
         return self.samples < self.batch
 
 
-def _block_median(run, settings):
-    """Median wall time of run() after the warm-up calls."""
+def _block_time(run, settings, statistic):
+    """statistic (median or min) of run()'s wall times after the warm-up calls."""
     for _ in range(settings.warmup):
         run()
     times = []
@@ -89,24 +89,24 @@ def _block_median(run, settings):
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistic(times)
 
 
-def interleaved(runs, settings):
+def interleaved(runs, settings, statistic=statistics.median):
     """{name: seconds} of each run() in ``runs`` ({name: function of no arguments}).
 
     The libraries take turns, in settings.blocks blocks: each block warms a library up,
-    times it (the median of its calls), then rests settings.pause seconds before the
-    next library starts, because a library's idle worker threads spin for a while after
-    a call and would take cores from the next. A library's figure is its fastest block
-    median: on a shared machine the slower blocks measure the neighbours.
+    times it (the median of its calls, or another ``statistic``), then rests
+    settings.pause seconds before the next library starts, because a library's idle
+    worker threads spin for a while after a call and would take cores from the next. A library's figure is its fastest block:
+    on a shared machine the slower blocks measure the neighbours.
     """
-    medians = {name: [] for name in runs}
+    blocks = {name: [] for name in runs}
     for _ in range(settings.blocks):
         for name, run in runs.items():
-            medians[name].append(_block_median(run, settings))
+            blocks[name].append(_block_time(run, settings, statistic))
             time.sleep(settings.pause)
-    return {name: min(values) for name, values in medians.items()}
+    return {name: min(values) for name, values in blocks.items()}
 
 
 def loop_timing(run_on, batch, settings):

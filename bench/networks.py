@@ -3,6 +3,7 @@ PyTorch in both memory layouts, with GFLOP/s and shares of the peak; and a Simpl
 epoch at batch 64 and batch 1, scaled from a timed subset."""
 
 import copy
+import dataclasses
 
 import numpy as np
 
@@ -230,7 +231,9 @@ def _epoch_table(settings, torch, report):
             _epoch_check(x, labels, batch, torch, report)
             for layout, model in _torch_models(torch, layers).items():
                 runs[f"PyTorch {layout}"] = _torch_pass(torch, model, x, labels, batch, layout)
-        seconds = interleaved(runs, settings)
+        # A pass is already many steps: one timed pass per block, no warm-up pass.
+        seconds = interleaved(runs, dataclasses.replace(settings, warmup=0, min_repeats=1,
+                                                        max_repeats=1))
         timings = {
             library: Timing(value * EPOCH_IMAGES / count, count, EPOCH_IMAGES)
             for library, value in seconds.items()
