@@ -13,12 +13,13 @@ import time
 import numpy as np
 
 from fastcnn import Convolutional, Dense, Flatten, MaxPool2D, Network, Tanh
+from fastcnn.models import PRESETS
 
 from _data import load_images, parse_args
 
 
 def mlp():
-    return Network([Flatten(), Dense(100), Tanh(), Dense(50), Tanh(), Dense(10)])
+    return Network(PRESETS["mlp"].layers())
 
 
 def conv_net():

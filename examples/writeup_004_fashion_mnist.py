@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from fastcnn import Convolutional, Dense, Flatten, MaxPool2D, Network, ReLU
+from fastcnn import Network
+from fastcnn.models import PRESETS
 
 from _data import load_images, parse_args
 
@@ -28,17 +29,7 @@ def main():
     x_train = x_train[:, None] / np.float32(255) - np.float32(0.5)
     x_test = x_test[:, None] / np.float32(255) - np.float32(0.5)
 
-    network = Network(
-        [
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10),
-        ]
-    ).use("softmax_cross_entropy")
+    network = Network(PRESETS["simplecnn"].layers()).use("softmax_cross_entropy")
     network.summary(input_shape=(1, 28, 28))
     started = time.perf_counter()
     network.fit(x_train, y_train, epochs=epochs, learning_rate=0.05, batch_size=32, seed=args.seed)

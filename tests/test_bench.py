@@ -1,8 +1,10 @@
-"""The benchmark's quick mode: every answer check passes and the report is complete.
+"""The benchmark (bench/, beside the package, not in it): quick mode passes every answer
+check and writes the whole report; `fastcnn bench` finds it or says where it is.
 
 Timings are never asserted: they depend on the machine and on what else runs on it.
 """
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +13,13 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import bench
+from fastcnn import cli
+from fastcnn.models import PRESETS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPOSITORY))  # bench/ is a folder of the checkout, not installed
+from bench import conv, end_to_end, networks, run, writeups  # noqa: E402
+
 HEADINGS = (
     "# fastcnn benchmark",
     "## Answer checks",
@@ -22,6 +28,8 @@ HEADINGS = (
     "### Forward + backward\n",
     "## Max-pool 2×2 with argmax, forward + backward (float32)",
     "## Matmul",
+    "## Networks: one training step, and a SimpleCNN epoch (float32)",
+    "### SimpleCNN epoch: 60,000 images",
     "## End to end: one epoch of write-up 004's SimpleCNN",
     "## Thread scaling: convolution forward + backward, batch cases",
 )
@@ -31,7 +39,7 @@ HEADINGS = (
 def quick_run(tmp_path_factory):
     """(exit status, report text, report path) of one quick run with what is installed."""
     out = tmp_path_factory.mktemp("bench") / "results.md"
-    status = bench.main(["--quick", "--out", str(out)])
+    status = run.main(["--quick", "--out", str(out)])
     return status, out.read_text(encoding="utf-8"), out
 
 
@@ -43,12 +51,14 @@ def test_quick_run_passes_every_answer_check(quick_run):
     assert "FAILED" not in text
 
 
-def test_report_has_every_section_and_the_machine(quick_run):
+def test_report_has_every_section_the_machine_and_the_peak(quick_run):
     _, text, _ = quick_run
     for heading in HEADINGS:
         assert heading in text
-    for line in ("- Machine: ", "- fastcnn: fastcnn ", "- Versions: Python ", "- Run: quick, "):
+    for line in ("- Machine: ", "- fastcnn: fastcnn ", "- Versions: Python ", "- Run: quick, ",
+                 "- Peak: "):
         assert line in text
+    assert "(% of peak)" in text
 
 
 def test_chart_is_drawn_when_matplotlib_is_installed(quick_run):
@@ -65,20 +75,33 @@ def test_pytorch_is_compared_when_installed(quick_run):
         "conv (64, 1, 28, 28, 5, 3, 2, 1): fastcnn vs PyTorch",
         "max-pool (64, 6, 28, 28): fastcnn vs PyTorch",
         "matmul (256×256)·(256×256) float32: fastcnn vs PyTorch",
+        "VGG-style training step, batch 64: fastcnn vs PyTorch channels_last, float64 logits",
+        "LeNet training step, batch 1: fastcnn vs PyTorch NCHW, float32 logits",
+        "SimpleCNN epoch, batch 64: fastcnn vs PyTorch channels_last, float64 parameters",
     ):
         assert f"passed: {check}" in text
     assert "PyTorch not installed" not in text
 
 
-def test_runs_without_scipy_pytorch_and_matplotlib(tmp_path, monkeypatch):
-    for name in ("scipy", "scipy.signal", "torch", "matplotlib"):
+def test_numpy_blas_is_named_when_threadpoolctl_is_installed(quick_run):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    _, text, _ = quick_run
+    for pool in threadpoolctl.threadpool_info():
+        if pool["user_api"] == "blas":
+            assert f"{pool['internal_api']} {pool['version']}, kernel" in text
+
+
+def test_runs_without_scipy_pytorch_matplotlib_and_threadpoolctl(tmp_path, monkeypatch):
+    for name in ("scipy", "scipy.signal", "torch", "matplotlib", "threadpoolctl"):
         monkeypatch.setitem(sys.modules, name, None)  # makes `import name` fail
     out = tmp_path / "results.md"
-    assert bench.main(["--quick", "--out", str(out), "--only", "conv", "pool", "matmul"]) == 0
+    assert run.main(["--quick", "--out", str(out), "--only", "conv", "pool", "matmul",
+                     "networks"]) == 0
     text = out.read_text(encoding="utf-8")
     assert "scipy not installed" in text
     assert "PyTorch not installed" in text
     assert "not drawn: matplotlib is not installed" in text
+    assert "unknown (threadpoolctl is not installed)" in text
     assert not out.with_suffix(".png").exists()
 
 
@@ -91,15 +114,39 @@ def test_a_wrong_answer_fails_the_run_loudly(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(fastcnn.kernels, "maxpool2d", off_by_one)
     out = tmp_path / "results.md"
-    assert bench.main(["--quick", "--out", str(out), "--only", "pool"]) == 1
+    assert run.main(["--quick", "--out", str(out), "--only", "pool"]) == 1
     assert "ANSWER MISMATCH" in out.read_text(encoding="utf-8")
     assert "ANSWER MISMATCH" in capsys.readouterr().err
+
+
+def test_a_wrong_network_gradient_fails_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    correct_backward = fastcnn.Dense.backward
+
+    def doubled_gradients(self, output_gradient, learning_rate):
+        return correct_backward(self, 2 * output_gradient, learning_rate)
+
+    monkeypatch.setattr(fastcnn.Dense, "backward", doubled_gradients)
+    out = tmp_path / "results.md"
+    assert run.main(["--quick", "--out", str(out), "--only", "networks"]) == 1
+    assert "FAILED: SimpleCNN training step, batch 64: fastcnn vs PyTorch NCHW" in (
+        out.read_text(encoding="utf-8")
+    )
+
+
+def test_an_openblas_override_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    out = tmp_path / "results.md"
+    assert run.main(["--quick", "--out", str(out), "--only", "matmul"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "**OPENBLAS_CORETYPE=Haswell was set**" in text
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/run.py" in text
 
 
 def test_the_thread_count_is_restored(tmp_path):
     before = fastcnn.get_num_threads()
     out = tmp_path / "results.md"
-    assert bench.main(["--quick", "--out", str(out), "--threads", "1", "--only", "matmul"]) == 0
+    assert run.main(["--quick", "--out", str(out), "--threads", "1", "--only", "matmul"]) == 0
     assert "- Threads: fastcnn 1, " in out.read_text(encoding="utf-8")
     assert fastcnn.get_num_threads() == before
 
@@ -118,6 +165,51 @@ def test_the_script_writes_where_it_is_told(tmp_path):
     assert "## Matmul" in completed.stdout
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--threads", "0"], "--threads: 0 is not a positive whole number"),
+        (["--only", "gpu"], "--only: invalid choice: 'gpu'"),
+        (["--out", "."], "--out . is a folder"),
+        (["--fast"], "unrecognized arguments: --fast"),
+    ],
+    ids=["threads-zero", "unknown-section", "out-folder", "unknown-option"],
+)
+def test_fastcnn_bench_refuses_bad_arguments_in_one_line(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", *arguments])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("fastcnn bench: error: ")
+    assert message in error
+
+
+def test_fastcnn_bench_outside_a_checkout_says_how_to_run_it(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_bench_script", lambda: None)
+    assert cli.main(["bench", "--quick"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "not part of the installed package" in error and "python bench/run.py" in error
+
+
+def test_the_package_carries_no_benchmark():
+    assert importlib.util.find_spec("fastcnn.bench") is None
+
+
+def test_step_flops_count_three_products_per_conv_and_dense_layer():
+    layers = networks.build(PRESETS["simplecnn"].layers(), (1, 28, 28))
+    # conv 5x5 1->6 and 6->6 on 28x28 outputs, dense 6*14*14 -> 10; 2 FLOPs per
+    # multiply-add, three products (forward and both gradients) each.
+    multiply_adds = 28 * 28 * 6 * 1 * 25 + 28 * 28 * 6 * 6 * 25 + 6 * 14 * 14 * 10
+    assert networks.step_flops(layers, 64) == 3 * 2 * 64 * multiply_adds
+
+
+def test_conv_case_output_size_is_the_layers():
+    case = conv.ConvCase("001", 64, 1, 28, 28, 5, 3, 2, 1)
+    assert case.output_size == (14, 14)
+    assert case.forward_flops == 2 * 64 * 5 * 14 * 14 * 1 * 3 * 3
+
+
 def test_writeup_loops_agree_with_the_reference_on_a_strided_padded_layer():
     signal = pytest.importorskip("scipy.signal")
     rng = np.random.default_rng(5)
@@ -125,10 +217,10 @@ def test_writeup_loops_agree_with_the_reference_on_a_strided_padded_layer():
     w = rng.standard_normal((4, 3, 3, 3))
     bias = rng.standard_normal(4)
     grad_y = rng.standard_normal((2, 4, 5, 4))
-    expected = bench._conv_forward_backward(fastcnn.reference, x, w, bias, grad_y, 2, 1)
+    expected = conv.conv_forward_backward(fastcnn.reference, x, w, bias, grad_y, 2, 1)
     for answers in (
-        bench.writeup002_conv(x, w, bias, grad_y, 2, 1, signal),
-        bench.writeup004_conv(x, w, bias, grad_y, 2, 1),
+        writeups.writeup002_conv(x, w, bias, grad_y, 2, 1, signal),
+        writeups.writeup004_conv(x, w, bias, grad_y, 2, 1),
     ):
         for name, value in answers.items():
             np.testing.assert_allclose(value, expected[name], rtol=1e-12, atol=1e-12)
@@ -138,7 +230,7 @@ def test_pytorch_epoch_trains():
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
     try:
-        result = bench.torch_epoch(batch_size=64, image_count=128, test_count=50, threads=1)
+        result = end_to_end.torch_epoch(batch_size=64, image_count=128, test_count=50, threads=1)
     finally:
         torch.set_num_threads(threads)
     assert result.images == 128

@@ -11,9 +11,10 @@ status.
 import argparse
 import math
 import os
+import runpy
 import sys
 import time
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +22,8 @@ import fastcnn
 from . import datasets, metrics, report, schedules
 from .activations import softmax
 from .callbacks import Callback
-from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Softmax, Tanh
+from .layers import Softmax
+from .models import PRESETS
 from .network import Network
 from .optimizers import SGD, Adam
 
@@ -35,66 +37,6 @@ _OLD_PIXELS = "x / 255 - 0.5"
 VALIDATION_FRACTION = 12  # hold out 1/12 of the training images: 5,000 of 60,000
 REPORT_IMAGES = 30
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A model of ``fastcnn train --model``, with the settings it trains well with."""
-
-    description: str
-    layers: object  # () -> list of layers
-    epochs: int
-    optimizer: str
-    learning_rate: float
-    batch_size: int = 32
-
-
-PRESETS = {
-    "simplecnn": Preset(
-        "write-up 004's SimpleCNN: conv 5x5x6 same -> ReLU -> conv 5x5x6 same -> ReLU "
-        "-> max-pool 2 -> dense 10, softmax cross-entropy",
-        lambda: [
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            Convolutional(6, 5, padding=2),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10),
-        ],
-        epochs=3,
-        optimizer="adam",
-        learning_rate=0.002,
-    ),
-    "lenet": Preset(
-        "LeNet-5's layout, widened to 16 and 32 filters: conv 5x5x16 same -> ReLU -> "
-        "max-pool 2 -> conv 5x5x32 -> ReLU -> max-pool 2 -> dense 120 -> ReLU -> dense 84 "
-        "-> ReLU -> dense 10",
-        lambda: [
-            Convolutional(16, 5, padding=2),
-            ReLU(),
-            MaxPool2D(2),
-            Convolutional(32, 5),
-            ReLU(),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(120),
-            ReLU(),
-            Dense(84),
-            ReLU(),
-            Dense(10),
-        ],
-        epochs=10,
-        optimizer="adam",
-        learning_rate=0.002,
-    ),
-    "mlp": Preset(
-        "write-up 001's MLP: dense 100 -> tanh -> dense 50 -> tanh -> dense 10",
-        lambda: [Flatten(), Dense(100), Tanh(), Dense(50), Tanh(), Dense(10)],
-        epochs=5,
-        optimizer="adam",
-        learning_rate=0.001,
-    ),
-}
 
 OPTIMIZERS = {
     "sgd": lambda: SGD(),
@@ -265,9 +207,7 @@ def main(argv=None):
         if fastcnn.environment_error is not None:
             raise fastcnn.environment_error
         if command == "bench":
-            from . import bench
-
-            return bench.main(argv[1:])
+            return bench_command(argv[1:])
         args = _parser().parse_args(argv)
         return args.run(args)
     except KeyboardInterrupt:
@@ -292,6 +232,32 @@ def _one_line(error):
     else:
         text = f"{type(error).__name__}: {error}"
     return " ".join(text.split()) or type(error).__name__
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _bench_script():
+    """bench/run.py of the source checkout fastcnn is imported from (an editable
+    install), else of the current folder; None when neither has one."""
+    checkout = Path(fastcnn.__file__).resolve().parents[2]  # <checkout>/python/fastcnn/
+    for folder in (checkout, Path.cwd()):
+        script = folder / "bench" / "run.py"
+        if script.is_file():
+            return script
+    return None
+
+
+def bench_command(arguments):
+    """Run bench/run.py's main with ``arguments``: the benchmark lives in the source
+    repository, not in the installed package."""
+    script = _bench_script()
+    if script is None:
+        raise CommandError(
+            "the benchmark is not part of the installed package: in a clone of fastcnn's "
+            "repository run python bench/run.py (--help for its options)"
+        )
+    return runpy.run_path(str(script))["main"](arguments, prog="fastcnn bench")
 
 
 # --------------------------------------------------------------------------- data
