@@ -58,7 +58,7 @@ start=$SECONDS
 CXX="$PWD/$work/zig-c++" python -m pip wheel . --no-deps --wheel-dir "$work/raw" \
     --config-settings=build-dir="$work/cmake" \
     --config-settings=cmake.define.CMAKE_MODULE_LINKER_FLAGS="$PWD/$work/cpuinfo.o"
-echo "compiled in $((SECONDS - start)) s"
+echo "built in $((SECONDS - start)) s"
 
 raw=$(echo "$work"/raw/fastcnn-*.whl)
 auditwheel repair --plat manylinux_2_17_x86_64 --wheel-dir dist "$raw"
