@@ -17,10 +17,13 @@ from . import activations, compat, losses, metrics, optimizers
 from .layers import (
     Activation,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Convolutional,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     Reshape,
@@ -29,6 +32,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .gradcheck import gradient_check
 from .network import History, Network
 from .optimizers import SGD, Adam, GradientDescent
 
@@ -112,8 +116,12 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "GlobalAvgPool2D",
     "Network",
     "History",
+    "gradient_check",
     "GradientDescent",
     "SGD",
     "Adam",

@@ -44,6 +44,9 @@ _LAYER_CLASSES = {
         layers.Sigmoid,
         layers.Softmax,
         layers.Dropout,
+        layers.BatchNorm1D,
+        layers.BatchNorm2D,
+        layers.GlobalAvgPool2D,
     )
 }
 _OPTIMIZER_CLASSES = {
@@ -106,6 +109,9 @@ def _describe(network):
         description = {"class": type(layer).__name__, "config": config}
         for name, parameter in layer.parameters.items():
             arrays[f"layers.{index}.{name}"] = parameter
+        # Buffers (BatchNorm's running statistics) are stored beside the parameters.
+        for name, buffer in getattr(layer, "buffers", {}).items():
+            arrays[f"layers.{index}.{name}"] = buffer
         description["optimizer"] = optimizer_index(layer.optimizer)
         # The layer keeps its optimizer's per-parameter state here (layers.Layer).
         saved_states = {}
@@ -448,8 +454,14 @@ def _parameter_shapes(where, layer, input_shape):
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in input_shape)
     ):
         raise _BadFile(f"{where}: its input shape {input_shape!r} is not a list of positive ints")
-    if input_shape is None or not isinstance(layer, (layers.Dense, layers.Convolutional)):
+    if input_shape is None or not isinstance(
+        layer, (layers.Dense, layers.Convolutional, layers.BatchNorm1D, layers.BatchNorm2D)
+    ):
         return {}
+    if isinstance(layer, (layers.BatchNorm1D, layers.BatchNorm2D)):
+        # Parameters and buffers alike: one value per channel, the first axis of a sample.
+        names = ("gamma", "beta", "running_mean", "running_var")
+        return {name: (input_shape[0],) for name in names}
     if isinstance(layer, layers.Dense):
         if len(input_shape) != 1:
             raise _BadFile(f"{where}: its input shape {input_shape!r} is not (features,)")
