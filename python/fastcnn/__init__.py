@@ -12,7 +12,7 @@ except ImportError as error:  # pragma: no cover - only without a build
         "that folder so the installed package is the one imported."
     ) from error
 
-from . import datasets, kernels, reference
+from . import augmentation, datasets, kernels, reference
 from . import activations, compat, losses, metrics, optimizers
 from .layers import (
     Activation,
@@ -92,6 +92,7 @@ set_num_threads(_default_num_threads())
 _simd_path_from_environment()
 
 __all__ = [
+    "augmentation",
     "datasets",
     "kernels",
     "reference",

@@ -21,6 +21,7 @@ from . import metrics
 from .layers import Activation, Layer, ReLU, _float_dtype
 from . import optimizers as _optimizers
 from . import saving
+from .augmentation import compose as _augmentation
 
 __all__ = ["Network", "History"]
 
@@ -233,6 +234,7 @@ class Network:
         verbose=1,
         seed=None,
         callbacks=(),
+        augment=None,
     ):
         """Train on (x, y) for ``epochs`` passes in mini-batches; returns a History.
 
@@ -251,6 +253,10 @@ class Network:
         with logs {"size": samples in the batch, "loss": its mean loss, "correct": how
         many it classified right, or None}, and ``on_epoch_end(epoch, logs)`` with the
         epoch's entries of the History.
+
+        ``augment``: a transform ``f(x_batch, rng)`` (see fastcnn.augmentation) or a
+        list of them, applied to each training batch (never to validation data) with
+        the run's generator, so ``seed`` also fixes the augmentation.
         """
         if self.loss is None:
             raise RuntimeError(_NO_LOSS)
@@ -259,6 +265,7 @@ class Network:
         _check_positive_int("epochs", epochs)
         _check_number("learning_rate", learning_rate)
         _check_positive_int("batch_size", batch_size)
+        augment = _augmentation(augment)
         if validation_data is not None:
             try:
                 x_val, y_val = validation_data
@@ -291,7 +298,7 @@ class Network:
                 self._train_epochs(
                     x, y, labels, epochs, learning_rate, batch_size, shuffle, rng,
                     None if validation_data is None else (x_val, y_val), reporters, epoch_starts, batch_ends,
-                    backward_steps, interrupt,
+                    backward_steps, interrupt, augment=augment,
                 )
         finally:
             if skipped:
@@ -304,7 +311,7 @@ class Network:
 
     def _train_epochs(
         self, x, y, labels, epochs, learning_rate, batch_size, shuffle, rng, validation,
-        reporters, epoch_starts, batch_ends, backward_steps, interrupt,
+        reporters, epoch_starts, batch_ends, backward_steps, interrupt, augment=None,
     ):
         count = len(x)
         history = reporters[0]
@@ -321,6 +328,8 @@ class Network:
                 if order is not None:
                     batch = order[batch]
                 x_batch = x[batch].astype(self.dtype, copy=False)
+                if augment is not None:
+                    x_batch = augment(x_batch, rng)
                 y_batch = y[batch]
                 output = self._forward(x_batch)
                 loss = self.loss(y_batch, output)
