@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
@@ -18,6 +19,7 @@
 #endif
 
 #include "activation.hpp"
+#include "batchnorm.hpp"
 #include "conv.hpp"
 #include "fma_peak.hpp"
 #include "gemm.hpp"
@@ -490,6 +492,155 @@ py::array avgpool2d_backward(py::object grad_y_obj, py::object input_size, py::o
                               : run_avgpool2d_backward<double>(s, grad_y);
 }
 
+// ---- batch normalisation ---------------------------------------------------
+
+// x as (N, C, S): an (N, C, H, W) or (N, C) float array.
+py::array batch_array(py::handle obj, const std::string& name) {
+    if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 2)
+        return float_array(obj, name, 2, "(N, C)");
+    return float_array(obj, name, 4, "(N, C, H, W) or 2-D (N, C)");
+}
+
+fastcnn::BatchNormShape batchnorm_shape(const py::array& x) {
+    const int64_t spatial = x.ndim() == 4 ? checked_product({x.shape(2), x.shape(3)}) : 1;
+    checked_product({x.shape(0), x.shape(1), spatial});
+    return {x.shape(0), x.shape(1), spatial};
+}
+
+// One value per channel of x, of x's dtype.
+py::array channel_array(py::handle obj, const std::string& name, const py::array& x) {
+    const py::array a = float_array(obj, name, 1, "(C,)");
+    require_same_dtype(a, name, x, "x");
+    if (a.shape(0) != x.shape(1))
+        throw std::invalid_argument(name + " must have shape (" + std::to_string(x.shape(1)) +
+                                    ",), one value per channel of x " + shape_text(x) +
+                                    ", got " + shape_text(a));
+    return a;
+}
+
+// A variance array: a negative value would put a NaN in every output of its channel.
+template <typename T>
+void require_non_negative(const KernelArray<T>& var) {
+    for (py::ssize_t c = 0; c < var.size(); ++c)
+        if (var.data()[c] < 0)
+            throw std::invalid_argument("var must be non-negative (a variance), got " +
+                                        std::string(py::str(py::float_(var.data()[c]))) +
+                                        " for channel " + std::to_string(c));
+}
+
+double eps_value(py::handle obj) {
+    if (PyBool_Check(obj.ptr()) || !(PyFloat_Check(obj.ptr()) || PyIndex_Check(obj.ptr())))
+        throw py::type_error("eps must be a number, got " + type_name(obj));
+    const double eps = obj.cast<double>();
+    if (!(eps > 0) || !std::isfinite(eps))
+        throw std::invalid_argument("eps must be a positive finite number, got " +
+                                    std::string(py::str(obj)));
+    return eps;
+}
+
+template <typename T>
+py::tuple run_batchnorm_forward(const py::array& x, const py::array& gamma,
+                                const py::array& beta, double eps) {
+    const fastcnn::BatchNormShape s = batchnorm_shape(x);
+    auto xc = contiguous<T>(x, "x"), gc = contiguous<T>(gamma, "gamma"),
+         bc = contiguous<T>(beta, "beta");
+    auto y = new_array<T>(shape_of(x), "the output y");
+    auto mean = new_array<T>({s.channels}, "the output mean");
+    auto var = new_array<T>({s.channels}, "the output var");
+    T *out = y.mutable_data(), *mean_out = mean.mutable_data(), *var_out = var.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fastcnn::batchnorm_forward<T>(s, xc.data(), gc.data(), bc.data(), eps, out, mean_out,
+                                      var_out);
+    }
+    return py::make_tuple(y, mean, var);
+}
+
+py::tuple batchnorm_forward(py::object x_obj, py::object gamma_obj, py::object beta_obj,
+                            py::object eps_obj) {
+    const py::array x = batch_array(x_obj, "x");
+    const py::array gamma = channel_array(gamma_obj, "gamma", x);
+    const py::array beta = channel_array(beta_obj, "beta", x);
+    const double eps = eps_value(eps_obj);
+    const fastcnn::BatchNormShape s = batchnorm_shape(x);
+    // As torch.nn.functional.batch_norm: one value has no batch variance to speak of.
+    if (s.batch * s.spatial <= 1)
+        throw std::invalid_argument(
+            "Expected more than 1 value per channel when training, got x of shape " +
+            shape_text(x) + " (N·H·W = " + std::to_string(s.batch * s.spatial) + ")");
+    return is_float32(x) ? run_batchnorm_forward<float>(x, gamma, beta, eps)
+                         : run_batchnorm_forward<double>(x, gamma, beta, eps);
+}
+
+template <typename T>
+py::array run_batchnorm_inference(const py::array& x, const py::array& gamma,
+                                  const py::array& beta, const py::array& mean,
+                                  const py::array& var, double eps) {
+    const fastcnn::BatchNormShape s = batchnorm_shape(x);
+    auto vc = contiguous<T>(var, "var");
+    require_non_negative<T>(vc);
+    auto xc = contiguous<T>(x, "x"), gc = contiguous<T>(gamma, "gamma"),
+         bc = contiguous<T>(beta, "beta"), mc = contiguous<T>(mean, "mean");
+    auto y = new_array<T>(shape_of(x), "the output y");
+    T* out = y.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::batchnorm_inference<T>(s, xc.data(), gc.data(), bc.data(), mc.data(), vc.data(), eps,
+                                    out);
+    return y;
+}
+
+py::array batchnorm_inference(py::object x_obj, py::object gamma_obj, py::object beta_obj,
+                              py::object mean_obj, py::object var_obj, py::object eps_obj) {
+    const py::array x = batch_array(x_obj, "x");
+    const py::array gamma = channel_array(gamma_obj, "gamma", x);
+    const py::array beta = channel_array(beta_obj, "beta", x);
+    const py::array mean = channel_array(mean_obj, "mean", x);
+    const py::array var = channel_array(var_obj, "var", x);
+    const double eps = eps_value(eps_obj);
+    return is_float32(x) ? run_batchnorm_inference<float>(x, gamma, beta, mean, var, eps)
+                         : run_batchnorm_inference<double>(x, gamma, beta, mean, var, eps);
+}
+
+template <typename T>
+py::tuple run_batchnorm_backward(const py::array& grad_y, const py::array& x,
+                                 const py::array& gamma, const py::array& mean,
+                                 const py::array& var, double eps, bool training) {
+    const fastcnn::BatchNormShape s = batchnorm_shape(x);
+    auto vc = contiguous<T>(var, "var");
+    require_non_negative<T>(vc);
+    auto gyc = contiguous<T>(grad_y, "grad_y"), xc = contiguous<T>(x, "x"),
+         gc = contiguous<T>(gamma, "gamma"), mc = contiguous<T>(mean, "mean");
+    auto grad_x = new_array<T>(shape_of(x), "the output grad_x");
+    auto grad_gamma = new_array<T>({s.channels}, "the output grad_gamma");
+    auto grad_beta = new_array<T>({s.channels}, "the output grad_beta");
+    T *gx = grad_x.mutable_data(), *gg = grad_gamma.mutable_data(),
+      *gb = grad_beta.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fastcnn::batchnorm_backward<T>(s, gyc.data(), xc.data(), gc.data(), mc.data(), vc.data(),
+                                       eps, training, gx, gg, gb);
+    }
+    return py::make_tuple(grad_x, grad_gamma, grad_beta);
+}
+
+py::tuple batchnorm_backward(py::object grad_y_obj, py::object x_obj, py::object gamma_obj,
+                             py::object mean_obj, py::object var_obj, py::object eps_obj,
+                             bool training) {
+    const py::array grad_y = batch_array(grad_y_obj, "grad_y");
+    const py::array x = batch_array(x_obj, "x");
+    require_same_dtype(grad_y, "grad_y", x, "x");
+    if (shape_of(grad_y) != shape_of(x))
+        throw std::invalid_argument("grad_y must have x's shape " + shape_text(x) + ", got " +
+                                    shape_text(grad_y));
+    const py::array gamma = channel_array(gamma_obj, "gamma", x);
+    const py::array mean = channel_array(mean_obj, "mean", x);
+    const py::array var = channel_array(var_obj, "var", x);
+    const double eps = eps_value(eps_obj);
+    return is_float32(x) ? run_batchnorm_backward<float>(grad_y, x, gamma, mean, var, eps, training)
+                         : run_batchnorm_backward<double>(grad_y, x, gamma, mean, var, eps,
+                                                          training);
+}
+
 // ---- matmul ----------------------------------------------------------------
 
 template <typename T>
@@ -609,6 +760,14 @@ PYBIND11_MODULE(_core, m) {
           "fused multiply-adds on registers for about `seconds` on the active SIMD path, in\n"
           "dtype (float32 or float64). TypeError for another dtype, ValueError for threads < 1\n"
           "or seconds outside (0, 60].");
+    m.def("batchnorm_forward", &batchnorm_forward, py::arg("x"), py::arg("gamma"),
+          py::arg("beta"), py::arg("eps") = 1e-5);
+    m.def("batchnorm_inference", &batchnorm_inference, py::arg("x"), py::arg("gamma"),
+          py::arg("beta"), py::arg("mean"), py::arg("var"), py::arg("eps") = 1e-5);
+    m.def("batchnorm_backward", &batchnorm_backward, py::arg("grad_y"), py::arg("x"),
+          py::arg("gamma"), py::arg("mean"), py::arg("var"), py::arg("eps") = 1e-5,
+          py::arg("training") = true);
+
     m.def("set_num_threads", &fastcnn::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &fastcnn::num_threads);
     m.def("simd_path", &fastcnn::simd_path);

@@ -10,15 +10,18 @@ except ImportError as error:  # pragma: no cover - only without a build
         "that folder so the installed package is the one imported."
     ) from error
 
-from . import datasets, kernels, reference, runtime
+from . import augmentation, datasets, kernels, reference, runtime
 from . import activations, callbacks, compat, losses, metrics, optimizers, schedules
 from .layers import (
     Activation,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Convolutional,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     Reshape,
@@ -27,6 +30,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .gradcheck import gradient_check
 from .network import History, Network
 from .optimizers import SGD, Adam, GradientDescent
 from .runtime import get_num_threads, set_num_threads, show_config
@@ -41,6 +45,7 @@ if environment_error is not None and not runtime.launched_as_command():
 __version__ = runtime.version()
 
 __all__ = [
+    "augmentation",
     "datasets",
     "kernels",
     "reference",
@@ -68,8 +73,12 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "GlobalAvgPool2D",
     "Network",
     "History",
+    "gradient_check",
     "GradientDescent",
     "SGD",
     "Adam",

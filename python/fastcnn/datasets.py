@@ -1,8 +1,9 @@
 """Image data sets: an IDX reader and writer, Fashion-MNIST and MNIST loaders, one-hot.
 
 ``fashion_mnist()`` and ``mnist()`` return ``(x_train, y_train), (x_test, y_test)``:
-uint8 images of shape (N, 28, 28) and int64 labels of shape (N,). The returned pair
-also says where the data came from, in ``.source``::
+uint8 images of shape (N, 28, 28) and int64 labels of shape (N,); ``cifar10()`` returns
+the same with colour images (N, 3, 32, 32) read from the binary release. The returned
+pair also says where the data came from, in ``.source``::
 
     data = fastcnn.datasets.fashion_mnist()
     (x_train, y_train), (x_test, y_test) = data
@@ -14,7 +15,8 @@ Fashion-MNIST is looked for, in this order, in: the folder passed as ``path``;
 (/usr/share/datasets/fashion-mnist); the user cache (``$XDG_CACHE_HOME`` or ~/.cache,
 then fastcnn/fashion-mnist); a download into that cache when ``download=True``;
 and last the 2,000-image sample shipped with fastcnn, so that something always loads.
-MNIST is looked for in the same places, except Debian's and the sample, which do not exist.
+MNIST is looked for in the same places, except Debian's and the sample, which do not exist,
+and so is CIFAR-10 (folder cifar-10).
 
 Downloads use HTTPS and are checked against the SHA-256 of the official files before
 they are kept; nothing else in this module touches the network. ``$FASTCNN_DATA_URL``
@@ -27,7 +29,9 @@ import http.client
 import ipaddress
 import math
 import os
+import shutil
 import struct
+import tarfile
 import tempfile
 import urllib.error
 import urllib.parse
@@ -41,11 +45,13 @@ import numpy as np
 from . import _checks
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "FASHION_MNIST_CLASSES",
     "DataSource",
     "LoadedData",
     "fashion_mnist",
     "mnist",
+    "cifar10",
     "one_hot",
     "Rescaling",
     "WRITE_UPS_SCALING",
@@ -318,15 +324,17 @@ class DataSource:
 
 
 class LoadedData(tuple):
-    """``((x_train, y_train), (x_test, y_test))``, with ``.source``, a DataSource."""
+    """``((x_train, y_train), (x_test, y_test))``, with ``.source``, a DataSource, and
+    ``.classes``, the class names by label (None when the loader does not know them)."""
 
-    def __new__(cls, train, test, source):
+    def __new__(cls, train, test, source, classes=None):
         data = super().__new__(cls, (train, test))
         data.source = source
+        data.classes = classes
         return data
 
     def __getnewargs__(self):
-        return (self[0], self[1], self.source)
+        return (self[0], self[1], self.source, self.classes)
 
     def __repr__(self):
         return f"<LoadedData: {self.source}>"
@@ -581,3 +589,196 @@ def _fetch_verified(url, destination, sha256):
     except BaseException:
         Path(partial.name).unlink(missing_ok=True)
         raise
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+# The binary release on the data set's page, https://www.cs.toronto.edu/~kriz/cifar.html.
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/"
+CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
+# The page publishes only the archive's MD5, c32a1d4ab5d03f1284b67883e8d87530. This
+# SHA-256 of the same 170,052,171-byte archive is the one gomlx checks
+# (github.com/gomlx/gomlx, examples/cifar/cifar.go), and other public projects record
+# the same value next to that MD5; it could not be recomputed here (no network). A wrong
+# value would only make downloads fail, never accept another file.
+CIFAR10_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch.bin"
+CIFAR10_META_FILE = "batches.meta.txt"
+# The folder the archive unpacks to; a folder holding it is accepted as well.
+CIFAR10_ARCHIVE_FOLDER = "cifar-10-batches-bin"
+# One record: a label byte, then 3 planes (R, G, B) of 32 x 32 bytes, row-major.
+_CIFAR10_IMAGE_SHAPE = (3, 32, 32)
+_CIFAR10_RECORD = 1 + math.prod(_CIFAR10_IMAGE_SHAPE)
+
+_CIFAR10 = _DataSet(
+    name="CIFAR-10",
+    folder="cifar-10",
+    url_attribute="CIFAR10_URL",
+    sha256={CIFAR10_ARCHIVE: CIFAR10_SHA256},
+    in_debian=False,
+    has_sample=False,
+)
+
+
+def cifar10(path=None, download=False):
+    """Load CIFAR-10 from its binary release: ``(x_train, y_train), (x_test, y_test)``.
+
+    Images are uint8 (N, 3, 32, 32) (channels R, G, B; 50,000 train and 10,000 test in
+    the full set), labels int64 (N,) with values 0..9; the result's ``.classes`` holds
+    the class names (from batches.meta.txt when the folder has it, else
+    ``CIFAR10_CLASSES``) and ``.source`` says where the data came from.
+
+    ``path`` is a folder holding data_batch_1.bin ... data_batch_5.bin and
+    test_batch.bin (each record one label byte and 3,072 pixel bytes: the R, G, then B
+    plane of 32 x 32, row-major), or the folder holding the archive's
+    cifar-10-batches-bin. Without it the files are looked for in $FASTCNN_DATA/cifar-10
+    and the user cache (``$XDG_CACHE_HOME`` or ~/.cache, then fastcnn/cifar-10), then,
+    if ``download`` is true, cifar-10-binary.tar.gz is fetched over HTTPS (or from
+    $FASTCNN_DATA_URL/cifar-10/), checked against ``CIFAR10_SHA256``, and its six
+    batch files and batches.meta.txt are unpacked into that cache (nothing else in the
+    archive is written). The Python (pickled) release is never read.
+
+    Raises FileNotFoundError when no folder has the files (saying how to get them),
+    ValueError naming the file when a batch is empty, truncated or not a whole number
+    of 3,073-byte records, holds a label above 9, or batches.meta.txt does not hold
+    ten class names.
+    """
+    directory, kind = _locate_cifar10(path, download)
+    folder = _cifar10_folder(directory)
+    train = [_read_cifar10_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
+    x_train = np.concatenate([images for images, _ in train])
+    y_train = np.concatenate([labels for _, labels in train])
+    x_test, y_test = _read_cifar10_batch(folder / CIFAR10_TEST_FILE)
+    source = DataSource(_CIFAR10.name, kind, folder, len(y_train), len(y_test))
+    classes = _read_cifar10_classes(folder / CIFAR10_META_FILE)
+    return LoadedData((x_train, y_train), (x_test, y_test), source, classes)
+
+
+def _cifar10_folder(directory):
+    """The folder holding the batch files: ``directory`` or its cifar-10-batches-bin;
+    None when neither holds all six."""
+    for folder in (directory, directory / CIFAR10_ARCHIVE_FOLDER):
+        names = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
+        if all((folder / name).is_file() for name in names):
+            return folder
+    return None
+
+
+def _locate_cifar10(path, download):
+    """The folder to load CIFAR-10 from and its kind, in the order ``cifar10`` documents."""
+    wanted = ", ".join((*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE))
+    if path is not None:
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"CIFAR-10 folder {directory} does not exist (expected a folder holding "
+                f"{wanted})"
+            )
+        if _cifar10_folder(directory) is None:
+            names = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)
+            missing = [name for name in names if not (directory / name).is_file()]
+            raise FileNotFoundError(
+                f"{directory} lacks CIFAR-10 file(s) {', '.join(missing)} (the binary "
+                f"release, {CIFAR10_ARCHIVE}, unpacked)"
+            )
+        return directory, "path"
+
+    searched = []
+    data_root = os.environ.get("FASTCNN_DATA")
+    if data_root:
+        if not Path(data_root).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"the environment variable FASTCNN_DATA is set to {data_root}, "
+                "which is not a folder"
+            )
+        searched.append((Path(data_root).expanduser() / _CIFAR10.folder, "FASTCNN_DATA"))
+    cache = _cache_root() / _CIFAR10.folder
+    searched.append((cache, "cache"))
+    for directory, kind in searched:
+        if _cifar10_folder(directory) is not None:
+            return directory, kind
+    if download:
+        _download_cifar10(cache)
+        return cache, "download"
+    places = ", ".join(str(directory) for directory, _ in searched)
+    raise FileNotFoundError(
+        f"CIFAR-10 was not found (looked in {places}). Pass download=True to fetch "
+        f"{CIFAR10_ARCHIVE} (about 170 MB) into {cache}, or unpack it and pass the folder "
+        f"as path=, or put {wanted} in $FASTCNN_DATA/{_CIFAR10.folder}."
+    )
+
+
+def _download_cifar10(cache):
+    """Fetch the archive, verified, and unpack only the batch files and the class names."""
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / CIFAR10_ARCHIVE
+    url = urllib.parse.urljoin(_base_url(_CIFAR10), CIFAR10_ARCHIVE)
+    _fetch_verified(url, archive, CIFAR10_SHA256)
+    try:
+        wanted = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
+        with tarfile.open(archive, "r:gz") as tar:
+            for name in wanted:
+                member = tar.getmember(f"{CIFAR10_ARCHIVE_FOLDER}/{name}")
+                if not member.isfile():
+                    raise ValueError(f"{archive}: {member.name} is not a regular file")
+                # Each file appears only once it is complete.
+                partial = cache / f".{name}.part"
+                with tar.extractfile(member) as source, open(partial, "wb") as target:
+                    shutil.copyfileobj(source, target)
+                os.replace(partial, cache / name)
+    except KeyError as error:
+        raise ValueError(f"{archive} lacks a CIFAR-10 file ({error})") from None
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise ValueError(f"{archive} is not a readable tar.gz archive ({error})") from None
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def _read_cifar10_batch(path):
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) of one binary batch file."""
+    content = np.fromfile(path, dtype=np.uint8)
+    if content.size == 0 or content.size % _CIFAR10_RECORD:
+        raise ValueError(
+            f"{path} holds {content.size:,} bytes, not a whole number of CIFAR-10 records "
+            f"of {_CIFAR10_RECORD:,} bytes (1 label byte + 3,072 pixel bytes): it is "
+            "truncated, empty or not a CIFAR-10 binary batch"
+        )
+    records = content.reshape(-1, _CIFAR10_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        record = int(np.argmax(labels > 9))
+        raise ValueError(
+            f"{path} holds label {labels[record]} in record {record}; labels must be 0..9 "
+            "(is it CIFAR-100, whose records have two label bytes?)"
+        )
+    images = np.ascontiguousarray(records[:, 1:]).reshape(-1, *_CIFAR10_IMAGE_SHAPE)
+    return images, labels
+
+
+def _read_cifar10_classes(path):
+    """The ten class names of batches.meta.txt (one a line), or CIFAR10_CLASSES without it."""
+    if not path.is_file():
+        return CIFAR10_CLASSES
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file of class names ({error})") from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if len(names) != 10:
+        raise ValueError(
+            f"{path} should name the 10 classes, one a line, but names {len(names)}"
+        )
+    return names

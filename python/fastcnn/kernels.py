@@ -25,6 +25,9 @@ __all__ = [
     "avgpool2d_backward",
     "matmul",
     "relu_backward",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "batchnorm_backward",
 ]
 
 
@@ -119,3 +122,40 @@ def relu_backward(grad_y, y):
     arrays or mixed dtypes, ValueError for different shapes.
     """
     return _core.relu_backward(grad_y, y)
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch normalisation in training: normalise each channel by its batch statistics.
+
+    x (N, C, H, W) or (N, C), gamma and beta (C,) -> (y, mean, var): y like x,
+    mean and the biased var (C,) over the N*H*W values of each channel,
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` (Ioffe & Szegedy 2015; as
+    ``torch.nn.functional.batch_norm(training=True)``). Sums are taken in float64.
+    ValueError when a channel has a single value (N*H*W = 1), as in PyTorch, or
+    when eps is not a positive finite number.
+    """
+    return _core.batchnorm_forward(x, gamma, beta, eps)
+
+
+def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
+    """Batch normalisation with given statistics (the running ones, at inference).
+
+    x (N, C, H, W) or (N, C), gamma, beta, mean, var (C,) -> y like x,
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta``. A negative var is a
+    ValueError.
+    """
+    return _core.batchnorm_inference(x, gamma, beta, mean, var, eps)
+
+
+def batchnorm_backward(grad_y, x, gamma, mean, var, eps=1e-5, training=True):
+    """The gradients of ``batchnorm_forward`` (training) or ``batchnorm_inference``.
+
+    grad_y and x (N, C, H, W) or (N, C), gamma, mean, var (C,) (the statistics the
+    forward pass used) -> (grad_x like x, grad_gamma (C,), grad_beta (C,)), with
+    ``xhat = (x - mean) / sqrt(var + eps)`` and M = N*H*W:
+    ``grad_gamma = sum(grad_y * xhat)``, ``grad_beta = sum(grad_y)`` per channel, and
+    ``grad_x = gamma / sqrt(var + eps) * (grad_y - (grad_beta + xhat * grad_gamma) / M)``
+    when ``training`` (the statistics depend on x), else
+    ``grad_x = gamma / sqrt(var + eps) * grad_y``.
+    """
+    return _core.batchnorm_backward(grad_y, x, gamma, mean, var, eps, training)

@@ -34,6 +34,9 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Dropout",
+    "BatchNorm1D",
+    "BatchNorm2D",
+    "GlobalAvgPool2D",
 ]
 
 _DEFAULT_OPTIMIZER = GradientDescent()
@@ -965,3 +968,202 @@ class Dropout(Layer):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.rate})"
+
+
+
+class _BatchNorm(Layer):
+    """Shared by BatchNorm1D and BatchNorm2D: parameters, buffers, the two modes."""
+
+    _sample_rank = None  # 1 for (features,), 3 for (C, H, W)
+    _layout = None
+
+    def __init__(self, momentum=0.1, eps=1e-5, *, input_shape=None, dtype=np.float32):
+        super().__init__()
+        self.momentum = _checks.number("momentum", momentum, minimum=0, maximum=1)
+        self.eps = _checks.number("eps", eps, minimum=0)
+        if self.eps == 0:
+            raise ValueError("eps must be a positive finite number, got 0.0")
+        self.dtype = _checks.float_dtype(dtype)
+        self.gamma = None
+        self.beta = None
+        self.running_mean = None
+        self.running_var = None
+        self.num_batches_tracked = 0
+        self.input_shape = None
+        self.output_shape = None
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        """The input's shape."""
+        return _checks.sample_shape(
+            f"{type(self).__name__} input_shape", input_shape, self._sample_rank
+        )
+
+    def state_shapes(self, input_shape):
+        channels = self.compute_output_shape(input_shape)[0]
+        return {name: (channels,) for name in ("gamma", "beta", "running_mean", "running_var")}
+
+    def build(self, input_shape):
+        """Record samples of the given shape (its first entry is the channel count) and
+        create gamma (ones), beta (zeros), running_mean (zeros) and running_var (ones),
+        unless they exist already (set by hand or loaded), in which case they must fit."""
+        self.input_shape = self.compute_output_shape(input_shape)
+        self.output_shape = self.input_shape
+        channels = self.input_shape[0]
+        if self.gamma is not None:
+            if len(self.gamma) != channels:
+                raise ValueError(
+                    f"{type(self).__name__} has parameters for {len(self.gamma)} channels, "
+                    f"got samples of shape {self.input_shape}"
+                )
+            return
+        self.gamma = np.ones(channels, self.dtype)
+        self.beta = np.zeros(channels, self.dtype)
+        self.running_mean = np.zeros(channels, self.dtype)
+        self.running_var = np.ones(channels, self.dtype)
+        self.num_batches_tracked = 0
+
+    @property
+    def parameters(self):
+        if self.gamma is None:
+            return {}
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    @property
+    def buffers(self):
+        """Name -> array of the state that is saved but not trained: the running
+        statistics, (C,) each."""
+        if self.running_mean is None:
+            return {}
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def forward(self, input):
+        x = self._as_input(input)
+        batch, unbatched = self._split_batch(x, self._sample_rank, self._layout)
+        if self.gamma is None:
+            self.build(batch.shape[1:])
+        elif batch.shape[1] != len(self.gamma):
+            raise ValueError(
+                f"{type(self).__name__} was built for {len(self.gamma)} channels, "
+                f"got {batch.shape[1]} (input shape {x.shape})"
+            )
+        if self.training:
+            y, mean, var = kernels.batchnorm_forward(batch, self.gamma, self.beta, self.eps)
+            self._update_running_statistics(mean, var, batch.size // batch.shape[1])
+        else:
+            mean, var = self.running_mean.copy(), self.running_var.copy()
+            y = kernels.batchnorm_inference(batch, self.gamma, self.beta, mean, var, self.eps)
+        # Backward needs the statistics this forward used, and whether they were x's own.
+        self._statistics = (mean, var, self.training)
+        return self._finish(x, y, unbatched)
+
+    def _update_running_statistics(self, mean, var, count):
+        # As torch.nn.BatchNorm2d: running = (1 - momentum) * running + momentum * batch,
+        # with the unbiased variance (count / (count - 1)); normalising uses the biased one.
+        unbiased = var * self.dtype.type(count / (count - 1))
+        keep = self.dtype.type(1 - self.momentum)
+        momentum = self.dtype.type(self.momentum)
+        self.running_mean *= keep
+        self.running_mean += momentum * mean
+        self.running_var *= keep
+        self.running_var += momentum * unbiased
+        self.num_batches_tracked += 1
+
+    def backward(self, output_gradient, learning_rate):
+        g = self._as_output_gradient(output_gradient)
+        x = self.input
+        unbatched = self.output.ndim == self._sample_rank
+        if unbatched:
+            x, g = x[None], g[None]
+        mean, var, training = self._statistics
+        grad_x, grad_gamma, grad_beta = kernels.batchnorm_backward(
+            g, x, self.gamma, mean, var, self.eps, training
+        )
+        self.update_parameters({"gamma": grad_gamma, "beta": grad_beta}, learning_rate)
+        return grad_x[0] if unbatched else grad_x
+
+    def config(self):
+        return {
+            "momentum": self.momentum,
+            "eps": self.eps,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+        }
+
+    def __repr__(self):
+        arguments = []
+        if self.momentum != 0.1:
+            arguments.append(f"momentum={self.momentum}")
+        if self.eps != 1e-5:
+            arguments.append(f"eps={self.eps}")
+        return f"{type(self).__name__}({', '.join(arguments)})"
+
+
+class BatchNorm2D(_BatchNorm):
+    """Batch normalisation per channel over N, H and W (Ioffe & Szegedy 2015), with
+    torch.nn.BatchNorm2d's semantics.
+
+    x (N, C, H, W) or (C, H, W) -> y of the same shape,
+    ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` per channel. While training,
+    mean and var are the batch's (var biased) and the buffers follow them:
+    ``running = (1 - momentum) * running + momentum * batch`` (the unbiased variance
+    for ``running_var``), counted in ``num_batches_tracked``; when not training
+    (``predict``, ``evaluate``) ``running_mean`` and ``running_var`` are used.
+    Parameters ``gamma`` (ones) and ``beta`` (zeros), buffers ``running_mean``
+    (zeros) and ``running_var`` (ones), all (C,). Training on a batch with one value
+    per channel (N*H*W = 1) is a ValueError, as in PyTorch.
+    """
+
+    _sample_rank = 3
+    _layout = "(N, C, H, W)"
+
+
+class BatchNorm1D(_BatchNorm):
+    """Batch normalisation per feature over the batch (Ioffe & Szegedy 2015), with
+    torch.nn.BatchNorm1d's semantics on (N, features) input.
+
+    x (N, features) or (features,) -> y of the same shape; everything else as in
+    BatchNorm2D, with one channel per feature. Training needs N >= 2 (one sample is a
+    ValueError, as in PyTorch).
+    """
+
+    _sample_rank = 1
+    _layout = "(N, features)"
+
+
+class GlobalAvgPool2D(Layer):
+    """The mean of each channel's whole (H, W) plane: x (N, C, H, W) -> y (N, C), or
+    (C, H, W) -> (C,). Backward spreads each gradient evenly: g / (H * W) per pixel."""
+
+    def __init__(self, *, input_shape=None, dtype=np.float32):
+        super().__init__()
+        self.dtype = _checks.float_dtype(dtype)
+        self.input_shape = None
+        self.output_shape = None
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        """(C,) for samples of shape (C, H, W)."""
+        return _image_shape("GlobalAvgPool2D", input_shape)[:1]
+
+    def build(self, input_shape):
+        """Record samples of shape (C, H, W)."""
+        self.output_shape = self.compute_output_shape(input_shape)
+        self.input_shape = tuple(int(v) for v in input_shape)
+
+    def forward(self, input):
+        x = self._as_input(input)
+        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
+        if batch.shape[1:] != self.input_shape:
+            self.build(batch.shape[1:])
+        return self._finish(x, batch.mean(axis=(2, 3), dtype=self.dtype), unbatched)
+
+    def backward(self, output_gradient, learning_rate):
+        g = self._as_output_gradient(output_gradient)
+        height, width = self.input.shape[-2:]
+        share = g / self.dtype.type(height * width)
+        return np.ascontiguousarray(np.broadcast_to(share[..., None, None], self.input.shape))
+
+    def config(self):
+        return {"input_shape": list(self.input_shape) if self.input_shape else None}

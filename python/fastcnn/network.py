@@ -19,6 +19,7 @@ import numpy as np
 from . import _checks, metrics, saving, schedules
 from . import losses as _losses
 from . import optimizers as _optimizers
+from .augmentation import compose as _augmentation
 from .callbacks import EpochPrinter, History
 from .layers import Activation, Layer, ReLU, Softmax, mark
 
@@ -105,6 +106,7 @@ class _Run:
     history: History
     reporters: list
     parallel: object  # a fastcnn.distributed.DataParallel optimizer, or None
+    augment: object  # f(x_batch, rng) applied to each training batch, or None
     interrupt: _DeferredInterrupt = None
 
 
@@ -277,6 +279,7 @@ class Network:
         seed=None,
         callbacks=(),
         validation_split=0.0,
+        augment=None,
     ):
         """Train on (x, y) for ``epochs`` passes in mini-batches; returns a History.
 
@@ -296,6 +299,10 @@ class Network:
         Validation after each epoch: ``validation_data=(x_val, y_val)``, or
         ``validation_split``, a fraction in (0, 1) of the samples held out from the end
         of x and y before any shuffling, as Keras does.
+
+        ``augment``: a transform ``f(x_batch, rng)`` (see fastcnn.augmentation) or a
+        list of them, applied to each training batch (never to validation data) with
+        the run's generator, so ``seed`` also fixes the augmentation.
 
         ``callbacks``: see ``fastcnn.callbacks`` (EarlyStopping, ModelCheckpoint, or
         objects of one's own). Ctrl-C stops after the current step and returns the
@@ -317,6 +324,7 @@ class Network:
         epochs = _checks.positive_int("epochs", epochs)
         batch_size = _checks.positive_int("batch_size", batch_size)
         schedule = learning_rate if callable(learning_rate) else schedules.constant(learning_rate)
+        augment = _augmentation(augment)
         split = _checks.number("validation_split", validation_split, minimum=0, below=1)
         if split:
             if validation_data is not None:
@@ -347,7 +355,7 @@ class Network:
         history = History()
         reporters = [history] + ([EpochPrinter(epochs)] if verbose else []) + _callbacks(callbacks)
         run = _Run(x, y, metrics.labels_from_targets(y), epochs, schedule, batch_size,
-                   bool(shuffle), rng, validation, history, reporters, parallel)
+                   bool(shuffle), rng, validation, history, reporters, parallel, augment)
         for reporter in reporters:
             if hasattr(reporter, "set_network"):
                 reporter.set_network(self)
@@ -433,6 +441,8 @@ class Network:
             # Overflow is not reported by NumPy but checked: the loss, then the parameters.
             with np.errstate(over="ignore", invalid="ignore"):
                 x_batch = run.x[batch].astype(self.dtype, copy=False)
+                if run.augment is not None:
+                    x_batch = run.augment(x_batch, run.rng)
                 y_batch = run.y[batch]
                 output = self._forward(x_batch)
                 loss = self.loss(y_batch, output)

@@ -22,6 +22,9 @@ __all__ = [
     "avgpool2d_backward",
     "matmul",
     "relu_backward",
+    "batchnorm_forward",
+    "batchnorm_inference",
+    "batchnorm_backward",
 ]
 
 
@@ -208,3 +211,69 @@ def relu_backward(grad_y, y):
     """Gradient through a ReLU from its output: grad_y where y > 0, else 0."""
     grad_y, y = np.asarray(grad_y), np.asarray(y)
     return np.where(y > 0, grad_y, np.zeros((), grad_y.dtype))
+
+
+def _channel_axes(x):
+    """The axes batch normalisation reduces over: N, and H, W when there are any."""
+    if x.ndim not in (2, 4):
+        raise ValueError(f"x must be (N, C, H, W) or (N, C), got shape {x.shape}")
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(values, x):
+    """(C,) values shaped to broadcast against x."""
+    return np.asarray(values, np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch normalisation in training, per channel c over the M = N*H*W values of x:
+
+    mean[c] = sum(x[:, c]) / M,  var[c] = sum((x[:, c] - mean[c])**2) / M (biased),
+    y = (x - mean) / sqrt(var + eps) * gamma + beta; returns (y, mean, var).
+    x is (N, C, H, W) or (N, C); computed in float64, returned in x's dtype.
+    """
+    x = np.asarray(x)
+    axes = _channel_axes(x)
+    values = x.astype(np.float64)
+    if values.size // max(x.shape[1], 1) <= 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got x of shape {x.shape}"
+        )
+    mean = values.mean(axis=axes)
+    var = values.var(axis=axes)
+    y = batchnorm_inference(values, gamma, beta, mean, var, eps)
+    return y.astype(x.dtype), mean.astype(x.dtype), var.astype(x.dtype)
+
+
+def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
+    """Batch normalisation with given statistics: y = (x - mean) / sqrt(var + eps) * gamma
+    + beta, per channel (axis 1) of x (N, C, H, W) or (N, C)."""
+    x = np.asarray(x)
+    _channel_axes(x)
+    scale = _per_channel(gamma, x) / np.sqrt(_per_channel(var, x) + eps)
+    y = (x.astype(np.float64) - _per_channel(mean, x)) * scale + _per_channel(beta, x)
+    return y.astype(x.dtype)
+
+
+def batchnorm_backward(grad_y, x, gamma, mean, var, eps=1e-5, training=True):
+    """Gradients of batch normalisation, per channel over its M = N*H*W values, with
+    xhat = (x - mean) / sqrt(var + eps):
+
+    grad_gamma = sum(grad_y * xhat),  grad_beta = sum(grad_y),
+    grad_x = gamma / sqrt(var + eps) * (grad_y - (grad_beta + xhat * grad_gamma) / M)
+    when training (mean and var are x's own batch statistics), else
+    grad_x = gamma / sqrt(var + eps) * grad_y. Returns (grad_x, grad_gamma, grad_beta).
+    """
+    grad_y, x = np.asarray(grad_y), np.asarray(x)
+    axes = _channel_axes(x)
+    g = grad_y.astype(np.float64)
+    inv_std = 1 / np.sqrt(_per_channel(var, x) + eps)
+    xhat = (x.astype(np.float64) - _per_channel(mean, x)) * inv_std
+    grad_gamma = (g * xhat).sum(axis=axes)
+    grad_beta = g.sum(axis=axes)
+    grad_x = g
+    if training:
+        count = x.size // x.shape[1]
+        grad_x = g - (_per_channel(grad_beta, x) + xhat * _per_channel(grad_gamma, x)) / count
+    grad_x = grad_x * _per_channel(gamma, x) * inv_std
+    return grad_x.astype(x.dtype), grad_gamma.astype(x.dtype), grad_beta.astype(x.dtype)
