@@ -126,3 +126,20 @@ def test_predict_into_a_pipe_closed_early_ends_quietly_and_successfully(model):
     process.stdout.close()
     _, error = process.communicate(timeout=120)
     assert process.returncode == 0 and b"Traceback" not in error
+
+
+def test_train_and_evaluate_on_cifar10_files(tmp_path):
+    from test_cifar10 import write_cifar
+
+    data = tmp_path / "cifar"
+    data.mkdir()
+    write_cifar(data, counts=(8, 8, 8, 8, 8, 10))
+    result = run("train", "--dataset", "cifar10", "--data", data, "--epochs", 1, "--quiet",
+                 "--plot", "r.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CIFAR-10" in result.stdout and "Test accuracy" in result.stdout
+    network = Network.load(tmp_path / "model.npz")
+    assert network.input_shape == (3, 32, 32) and network.metadata["dataset"] == "cifar10"
+    evaluated = run("evaluate", "model.npz", "--data", data, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "on 10 test images" in evaluated.stdout

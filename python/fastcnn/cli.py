@@ -114,7 +114,7 @@ def _parser():
         "train",
         help="train a network on Fashion-MNIST, save it and draw a report",
         description="Train on Fashion-MNIST (the full set when installed, else the sample "
-        "shipped with fastcnn), validating on 1/12 of the training images (5,000 of "
+        "shipped with fastcnn; or CIFAR-10 with --dataset cifar10), validating on 1/12 of the training images (5,000 of "
         "60,000) after each epoch; then report test accuracy and macro-F1, save the model "
         "and draw the report picture. The learning rate decays along a half cosine over "
         f"the epochs. Defaults per model: {presets}.",
@@ -130,6 +130,9 @@ def _parser():
     train.add_argument("--learning-rate", type=_positive_float, metavar="LR",
                        help="the first epoch's learning rate (default: the model's with "
                        "its optimizer, else sgd 0.05, momentum 0.01, adam 0.001)")
+    train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist",
+                       help="fashion-mnist (default) or cifar10 (the binary release, "
+                       "from --data DIR, $FASTCNN_DATA/cifar-10 or the cache)")
     train.add_argument("--data", metavar="DIR",
                        help="a folder with the four Fashion-MNIST files (default: "
                        "$FASTCNN_DATA, Debian's dataset-fashion-mnist, the cache, the sample)")
@@ -156,7 +159,9 @@ def _parser():
         "saved model on the Fashion-MNIST test set.",
     )
     evaluate.add_argument("model", metavar="MODEL", help="a model saved by fastcnn (.npz)")
-    evaluate.add_argument("--data", metavar="DIR", help="a folder with the Fashion-MNIST files")
+    evaluate.add_argument("--dataset", choices=DATASETS,
+                          help="the test set (default: the one the model was trained on)")
+    evaluate.add_argument("--data", metavar="DIR", help="a folder with the data set's files")
     evaluate.add_argument("--raw", action="store_true", help=_RAW_HELP)
     evaluate.set_defaults(run=evaluate_command)
 
@@ -263,16 +268,27 @@ def bench_command(arguments):
 # --------------------------------------------------------------------------- data
 
 
-def _load_fashion_mnist(folder):
-    data = datasets.fashion_mnist(path=folder)
+DATASETS = ("fashion-mnist", "cifar10")
+
+
+def _load_data(dataset, folder, splits=("train", "test")):
+    """The data set's (train, test) pair, its source printed."""
+    if dataset == "cifar10":
+        data = datasets.cifar10(path=folder)
+    else:
+        data = datasets.fashion_mnist(path=folder, splits=splits)
     print(f"Data: {data.source}")
     return data
 
 
+def _class_list(data):
+    return list(getattr(data, "classes", None) or datasets.FASHION_MNIST_CLASSES)
+
+
 def _network_input(images):
-    """uint8 (N, 28, 28) pixels -> float32 (N, 1, 28, 28) in [-0.5, 0.5], the write-ups'
-    scaling (SCALING)."""
-    return SCALING(images[:, None])
+    """uint8 pixels, (N, 28, 28) grey or (N, 3, 32, 32) colour -> float32 (N, C, H, W)
+    in [-0.5, 0.5], the write-ups' scaling (SCALING)."""
+    return SCALING(images[:, None] if images.ndim == 3 else images)
 
 
 def _model_scaling(network):
@@ -474,7 +490,7 @@ def train_command(args):
     _check_destination(args.out, "model")
     plot = _plot_path(args)
 
-    data = _load_fashion_mnist(args.data)
+    data = _load_data(args.dataset, args.data)
     if data.source.is_sample:
         print(
             "Training on the small sample shipped with fastcnn, not the full Fashion-MNIST: "
@@ -503,7 +519,8 @@ def train_command(args):
     network = Network(preset.layers()).use("softmax_cross_entropy")
     network.metadata = {
         "model": args.model,
-        "classes": list(datasets.FASHION_MNIST_CLASSES),
+        "dataset": args.dataset,
+        "classes": _class_list(data),
         "preprocessing": SCALING.as_dict(),
         "trained_on": f"{data.source.dataset}, {len(training):,} training images "
                       f"({data.source})",
@@ -520,6 +537,7 @@ def train_command(args):
         verbose=0,
         seed=args.seed,
         callbacks=[progress],
+        augment=preset.augment() if preset.augment else None,
     )
     if history.interrupted:  # Ctrl-C: fit stopped after a whole step
         raise KeyboardInterrupt
@@ -557,7 +575,7 @@ def train_command(args):
         test_images[:REPORT_IMAGES],
         test_labels[:REPORT_IMAGES],
         predicted[:REPORT_IMAGES],
-        datasets.FASHION_MNIST_CLASSES,
+        _class_list(data),
         title=title,
     )
     print(f"Picture saved to {plot}")
@@ -569,9 +587,10 @@ def train_command(args):
 
 def evaluate_command(args):
     network = _load_model(args.model)
-    data = datasets.fashion_mnist(path=args.data, splits=("test",))
-    print(f"Data: {data.source}")
-    _, (test_images, test_labels) = data
+    dataset = args.dataset or network.metadata.get("dataset", "fashion-mnist")
+    if dataset not in DATASETS:
+        raise CommandError(f"the model was trained on {dataset!r}, which fastcnn cannot load")
+    _, (test_images, test_labels) = _load_data(dataset, args.data, splits=("test",))
     x = _model_input(network, test_images, "the test set", args.raw)
     predicted = metrics.labels_from_outputs(network.predict(x))
     classes = int(max(predicted.max(), test_labels.max())) + 1

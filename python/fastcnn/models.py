@@ -6,7 +6,7 @@ network: ``Network(PRESETS["simplecnn"].layers())``.
 """
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Tanh
 
@@ -29,6 +29,8 @@ class Preset:
     optimizer: str
     learning_rate: float
     batch_size: int = 32
+    # () -> the training-batch augmentation for fit(augment=...), or None for none
+    augment: Optional[Callable[[], object]] = None
 
 
 def _simplecnn():

@@ -34,7 +34,8 @@ def write_report(path, history, confusion, images, true_labels, predicted_labels
 
     history: per-epoch lists "loss", "accuracy", "val_loss", "val_accuracy" (those
     present are drawn). confusion: (K, K) counts, row = true class, column = predicted.
-    images: (N, H, W) test images (the first 30 are shown) with their true and
+    images: (N, H, W) grey or (N, 3, H, W) colour test images, pixels 0-255 (the
+    first 30 are shown) with their true and
     predicted labels (N,). class_names: K names.
     """
     require_matplotlib()
@@ -92,14 +93,21 @@ def _draw_images(axes, images, true_labels, predicted_labels, class_names):
     """The first images as one mosaic (one image is much faster to draw than an axes
     per picture), each labelled above with its predicted class."""
     count = min(len(images), _GRID_ROWS * _GRID_COLUMNS)
+    colour = images.ndim == 4  # (N, 3, H, W) colour images, else (N, H, W) grey ones
+    if colour:
+        images = images.transpose(0, 2, 3, 1)
     height, width = images.shape[1:3]
     cell_height, cell_width = height + _LABEL_SPACE, width + _GAP
-    mosaic = np.zeros((_GRID_ROWS * cell_height, _GRID_COLUMNS * cell_width))
+    mosaic = np.full((_GRID_ROWS * cell_height, _GRID_COLUMNS * cell_width, *images.shape[3:]),
+                     255 if colour else 0, np.uint8)
     for index in range(count):
         row, column = divmod(index, _GRID_COLUMNS)
         top, left = row * cell_height + _LABEL_SPACE, column * cell_width
         mosaic[top : top + height, left : left + width] = images[index]
-    axes.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    if colour:
+        axes.imshow(mosaic, interpolation="nearest")
+    else:
+        axes.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     axes.set_axis_off()
     axes.set_title(
         "Test images and the predicted class; in red where wrong, with the true class after",
