@@ -1,10 +1,16 @@
 // Strided, zero-padded, multi-channel 2-D correlation and its two gradients.
 //
-// Layers with few input channels per output (C·kh·kw small) run the direct
-// kernels of conv_direct.hpp; the others run through im2col + gemm, one image
-// (or a band of its output rows) at a time. Either way scratch memory stays
-// bounded whatever the batch size.
-// Arrays are contiguous NCHW; shapes were checked by the caller.
+// Which kernel runs (thresholds in tuning.hpp):
+// - forward and input gradient: with C·kh·kw (F·kh·kw) below kDirectMaxPatch
+//   the direct kernel of conv_direct.hpp (lanes over output columns), or for
+//   outputs narrower than a vector conv_narrow.hpp (lanes over filters); else
+//   im2col + gemm, one image (or a band of its output rows) at a time;
+// - weight gradient: conv_weight.hpp (lanes over filters, pixels the
+//   reduction) for strides up to the kernel, unless few filters fill the
+//   lanes worse than the output columns do (then the direct kernel); im2col +
+//   gemm for strides beyond the kernel.
+// Scratch memory comes from workspace.hpp and stays bounded whatever the
+// batch size. Arrays are contiguous NCHW; shapes were checked by the caller.
 #pragma once
 
 #include <cstdint>
