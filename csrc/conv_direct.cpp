@@ -160,8 +160,13 @@ FASTCNN_INLINE void forward_rows(const ForwardArgs<T>& a, int64_t oh0, int64_t o
                 const int64_t width = std::min<int64_t>(NV * L, s.out_w - ow0);
                 const int64_t filters = std::min<int64_t>(FB, s.filters - f0);
                 const int64_t rows = std::min<int64_t>(RB, oh1 - oh);
-                for (int64_t f = 0; f < filters; ++f)
-                    for (int64_t r = 0; r < rows; ++r) {
+                // Fixed bounds, fully unrolled, so acc stays in registers under every
+                // compiler (clang spills it to the stack with run-time bounds).
+#pragma GCC unroll 16
+                for (int f = 0; f < FB; ++f)
+#pragma GCC unroll 16
+                    for (int r = 0; r < RB; ++r) {
+                        if (f >= filters || r >= rows) continue;
                         T lanes[NV * L];
                         __builtin_memcpy(lanes, acc[f][r], sizeof(lanes));
                         const T bias = a.bias ? a.bias[f0 + f] : T(0);
@@ -231,10 +236,14 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, 
                     }
                     const int64_t filters = std::min<int64_t>(FB, s.filters - f0);
                     const int64_t taps_here = std::min<int64_t>(JB, s.kernel_w - j0);
-                    for (int64_t f = 0; f < filters; ++f)
-                        for (int64_t j = 0; j < taps_here; ++j)
-                            grad_w[(((f0 + f) * s.channels + c) * s.kernel_h + i) * s.kernel_w +
-                                   j0 + j] += lane_sum<T, L>(acc[f][j]);
+                    // Fixed bounds, fully unrolled: acc stays in registers (see above).
+#pragma GCC unroll 16
+                    for (int f = 0; f < FB; ++f)
+#pragma GCC unroll 8
+                        for (int j = 0; j < JB; ++j)
+                            if (f < filters && j < taps_here)
+                                grad_w[(((f0 + f) * s.channels + c) * s.kernel_h + i) *
+                                           s.kernel_w + j0 + j] += lane_sum<T, L>(acc[f][j]);
                 }
 }
 
