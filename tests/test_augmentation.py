@@ -188,3 +188,11 @@ def test_fit_refuses_an_augment_that_is_not_a_transform():
     x, y = data()
     with pytest.raises(TypeError, match="augment"):
         small_network().fit(x, y, epochs=1, learning_rate=0.01, verbose=0, augment="flip")
+
+
+def test_random_crop_pads_with_its_fill_value():
+    from fastcnn.augmentation import RandomCrop
+
+    x = np.full((200, 1, 4, 4), 7.0)
+    crops = RandomCrop(padding=2, fill=-0.5, seed=0)(x)
+    assert set(np.unique(crops)) == {-0.5, 7.0}

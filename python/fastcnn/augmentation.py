@@ -20,6 +20,8 @@ its ``seed`` argument::
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import _checks
+
 __all__ = ["RandomCrop", "RandomHorizontalFlip", "Compose", "compose"]
 
 
@@ -57,20 +59,23 @@ class _Transform:
 
 
 class RandomCrop(_Transform):
-    """Pad each image with ``padding`` zeros on every side, then cut out a ``size``
+    """Pad each image with ``padding`` values ``fill`` on every side, then cut out a ``size``
     window at a uniformly random position, independently per image.
 
     x (N, C, H, W) or (N, H, W) -> (N, C, h, w) or (N, h, w), with (h, w) = ``size``
     (an int or an (h, w) pair; None keeps the input's (H, W), the usual "pad 4 and crop
     back" of CIFAR training). ``padding`` (pixels, an int or (h, w) pair) defaults to 4.
+    ``fill`` is the padding's value (torchvision's ``fill``): 0 is black for raw pixels;
+    for scaled images give the scaled black, e.g. -0.5 under x / 255 - 0.5.
     Each of the (H + 2 ph - h + 1) x (W + 2 pw - w + 1) positions is equally likely.
     A size larger than the padded image is a ValueError.
     """
 
-    def __init__(self, size=None, padding=4, *, seed=None):
+    def __init__(self, size=None, padding=4, *, fill=0.0, seed=None):
         super().__init__(seed)
         self.size = None if size is None else _size_pair("size", size, 1)
         self.padding = _size_pair("padding", padding, 0)
+        self.fill = _checks.number("fill", fill)
 
     def apply(self, x, rng):
         height, width = x.shape[-2:]
@@ -85,7 +90,7 @@ class RandomCrop(_Transform):
         top = rng.integers(0, height + 2 * ph - h + 1, size=count)
         left = rng.integers(0, width + 2 * pw - w + 1, size=count)
         planes = x.reshape(count, -1, height, width)
-        padded = np.pad(planes, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        padded = np.pad(planes, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=self.fill)
         # windows[n, c, i, j] is the h x w window at (i, j): a view, nothing copied yet.
         windows = sliding_window_view(padded, (h, w), axis=(2, 3))
         crops = windows[np.arange(count), :, top, left]  # (N, C, h, w): one gather
@@ -93,7 +98,8 @@ class RandomCrop(_Transform):
 
     def __repr__(self):
         size = "None" if self.size is None else self.size
-        return f"RandomCrop(size={size}, padding={self.padding})"
+        fill = f", fill={self.fill:g}" if self.fill else ""
+        return f"RandomCrop(size={size}, padding={self.padding}{fill})"
 
 
 class RandomHorizontalFlip(_Transform):
