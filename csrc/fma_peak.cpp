@@ -13,12 +13,14 @@
 namespace fastcnn {
 namespace {
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FASTCNN_OPAQUE(value) __asm__("" : "+x"(value))
-#elif defined(__aarch64__)
+#elif defined(__GNUC__) && defined(__aarch64__)
 #define FASTCNN_OPAQUE(value) __asm__("" : "+w"(value))
-#else
+#elif defined(__GNUC__)
 #define FASTCNN_OPAQUE(value) __asm__("" : "+m"(value))
+#else  // through memory: slower, but never folded away
+#define FASTCNN_OPAQUE(value) (value = *static_cast<volatile decltype(value)*>(&value))
 #endif
 
 // Iterations of the 24-accumulator loop between two looks at the clock.
