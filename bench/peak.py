@@ -16,20 +16,18 @@ class Peak(NamedTuple):
 
 
 def host_peak(threads, settings, torch=None):
-    """The peak at ``threads`` threads: fastcnn._core.fma_peak(threads) when fastcnn has
-    it (a loop of register-only FMAs, the CPU's true float32 peak), else the fallback
-    below."""
-    fma_peak = getattr(fastcnn._core, "fma_peak", None)
+    """The float32 peak at ``threads`` threads: fastcnn.runtime.fma_peak (a loop of
+    register-only FMAs, the CPU's true peak), the best of several short windows so a
+    busy moment does not lower it; the fallback below if that is unavailable."""
+    fma_peak = getattr(fastcnn.runtime, "fma_peak", None)
     if fma_peak is None:
-        return _gemm_peak(threads, settings, torch, "fastcnn._core.fma_peak is not built")
-    try:
-        gflops = float(fma_peak(threads))
-    except (TypeError, ValueError) as error:  # another signature than this module expects
-        return _gemm_peak(threads, settings, torch, f"fastcnn._core.fma_peak failed: {error}")
+        return _gemm_peak(threads, settings, torch, "fastcnn.runtime.fma_peak is missing")
+    windows = 5 if settings.quick else 40
+    gflops = max(fma_peak("float32", threads, 0.005) for _ in range(windows))
     return Peak(
         gflops,
-        f"`fastcnn._core.fma_peak({threads})`: register-only float32 FMAs, {threads} "
-        "thread(s)",
+        f"`fastcnn.runtime.fma_peak`: register-only float32 FMAs on {threads} thread(s), "
+        f"the best of {windows} windows of 5 ms",
     )
 
 

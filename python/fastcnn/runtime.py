@@ -13,7 +13,9 @@ from importlib import metadata
 from . import _checks, _core
 from ._checks import MAX_THREADS
 
-__all__ = ["set_num_threads", "get_num_threads", "show_config", "version", "MAX_THREADS"]
+__all__ = [
+    "set_num_threads", "get_num_threads", "show_config", "version", "fma_peak", "MAX_THREADS",
+]
 
 
 def version():
@@ -33,6 +35,18 @@ def set_num_threads(n):
 def get_num_threads():
     """The number of threads the kernels use."""
     return _core.get_num_threads()
+
+
+def fma_peak(dtype="float32", threads=None, seconds=0.2):
+    """This host's measured peak in GFLOP/s: ``threads`` threads (default: the kernels'
+    count) each running independent fused multiply-adds on registers for about
+    ``seconds`` on the active SIMD path, in ``dtype`` (float32 or float64). The figure
+    every benchmark share is given against. Raises TypeError for another dtype,
+    ValueError for a bad count or duration."""
+    threads = get_num_threads() if threads is None else _checks.positive_int(
+        "threads", threads, MAX_THREADS)
+    seconds = _checks.number("seconds", seconds, minimum=0)
+    return _core.fma_peak(dtype, threads, seconds)
 
 
 def show_config():
