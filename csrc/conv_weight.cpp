@@ -113,8 +113,8 @@ FASTCNN_INLINE void swap_index_bit(Vec<T, L> (&rows)[L]) {
     for (int i = 0; i < L; ++i)
         if ((i & H) == 0) {
             const Vec<T, L> a = rows[i], b = rows[i + H];
-            rows[i] = __builtin_shuffle(a, b, low);
-            rows[i + H] = __builtin_shuffle(a, b, high);
+            FASTCNN_SHUFFLE2(rows[i], a, b, low);
+            FASTCNN_SHUFFLE2(rows[i + H], a, b, high);
         }
     if constexpr (H > 1) swap_index_bit<T, L, H / 2>(rows);
 }

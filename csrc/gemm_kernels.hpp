@@ -61,7 +61,11 @@ FASTCNN_INLINE void packed_tile(int64_t kc, const T* __restrict a, const T* __re
         for (int j = 0; j < NV && j * L < width; ++j) {
             const auto mask = Ln::mask(int(std::min<int64_t>(L, width - j * L)));
             T* out = c + i * ldc + j * L;
-            if (accumulate) acc[i][j] = Ln::load(out, mask) + acc[i][j];
+            if (accumulate) {
+                V old;
+                Ln::load(old, out, mask);
+                acc[i][j] += old;
+            }
             Ln::store(out, acc[i][j], mask);
         }
 }
@@ -163,7 +167,7 @@ FASTCNN_INLINE void small_tile(int64_t k, const T* __restrict a, int64_t a_row_s
         V row[NV];
 #pragma GCC unroll 4
         for (int j = 0; j + 1 < NV; ++j) row[j] = load_vector<V>(b + j * L);
-        row[NV - 1] = Ln::load(b + (NV - 1) * L, last);
+        Ln::load(row[NV - 1], b + (NV - 1) * L, last);
 #pragma GCC unroll 16
         for (int i = 0; i < R; ++i) {
             const T scale = a[i * a_row_stride];
@@ -181,7 +185,11 @@ FASTCNN_INLINE void small_tile(int64_t k, const T* __restrict a, int64_t a_row_s
             if (accumulate) acc[i][j] = load_vector<V>(out + j * L) + acc[i][j];
             store_vector(out + j * L, acc[i][j]);
         }
-        if (accumulate) acc[i][NV - 1] = Ln::load(out + (NV - 1) * L, last) + acc[i][NV - 1];
+        if (accumulate) {
+            V old;
+            Ln::load(old, out + (NV - 1) * L, last);
+            acc[i][NV - 1] += old;
+        }
         Ln::store(out + (NV - 1) * L, acc[i][NV - 1], last);
     }
 }

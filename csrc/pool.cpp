@@ -157,7 +157,8 @@ FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int
                 V low, high;
                 __builtin_memcpy(&low, rows[k / 2], sizeof(V));
                 __builtin_memcpy(&high, rows[k / 2] + L, sizeof(V));
-                const V value = __builtin_shuffle(low, high, k % 2 ? odd : even);
+                V value;
+                FASTCNN_SHUFFLE2(value, low, high, k % 2 ? odd : even);
                 const Mask index = even + Index((2 * oh + k / 2) * s.width + 2 * ow0 + k % 2);
                 const Mask nan = (Mask(value) & magnitude) > infinity_bits;
                 const Mask better = k == 0 ? ~Mask{} : (value > best) | (nan & ~best_nan);

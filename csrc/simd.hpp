@@ -29,6 +29,27 @@ struct VecOf {
 };
 template <typename T, int L>
 using Vec = typename VecOf<T, L>::type;
+
+// out = the lanes of a and b picked by index: out[l] = index[l] < L ?
+// a[index[l]] : b[index[l] - L]. GCC's __builtin_shuffle; clang has no shuffle
+// by a variable mask, so it gets a lane loop (the indices are constants where
+// fastcnn uses it), with vectors by reference: clang refuses them by value
+// between functions built for other targets.
+#if defined(__clang__)
+template <typename V, typename Index>
+FASTCNN_INLINE void shuffle_lanes(V& out, const V& a, const V& b, const Index& index) {
+    constexpr int L = int(sizeof(V) / sizeof(a[0]));
+    V result;
+    for (int l = 0; l < L; ++l) {
+        const int k = int(index[l]);
+        result[l] = k < L ? a[k] : b[k - L];
+    }
+    out = result;
+}
+#define FASTCNN_SHUFFLE2(out, a, b, index) fastcnn::shuffle_lanes(out, a, b, index)
+#else
+#define FASTCNN_SHUFFLE2(out, a, b, index) ((out) = __builtin_shuffle(a, b, index))
+#endif
 }
 #else
 #define FASTCNN_VECTORS 0

@@ -5,6 +5,10 @@
 // marked with the set's target attribute (FASTCNN_TARGET_AVX512 ...), so its
 // vectors become that set's registers. Partial loads read only the lanes they
 // are asked for (never past the end of a row) and zero the rest.
+//
+// Vectors cross these functions by reference and masks are plain integers:
+// clang refuses a vector passed by value from a function compiled without the
+// set (the kernel template, before it is inlined) to one compiled with it.
 #pragma once
 
 #include <cstdint>
@@ -27,12 +31,11 @@ struct GenericIsa {
         using V = Vec<T, L>;
         using Mask = int;
         static FASTCNN_INLINE Mask mask(int lanes) { return lanes; }
-        static FASTCNN_INLINE V load(const T* p, Mask lanes) {
-            V v = {};
+        static FASTCNN_INLINE void load(V& v, const T* p, Mask lanes) {
+            v = V{};
             for (int i = 0; i < lanes; ++i) v[i] = p[i];
-            return v;
         }
-        static FASTCNN_INLINE void store(T* p, V v, Mask lanes) {
+        static FASTCNN_INLINE void store(T* p, const V& v, Mask lanes) {
             for (int i = 0; i < lanes; ++i) p[i] = v[i];
         }
     };
@@ -51,23 +54,33 @@ template <>
 struct Avx2Isa::Lanes<float> {
     static constexpr int L = 8;
     using V = Vec<float, 8>;
-    using Mask = __m256i;
-    static FASTCNN_INLINE_AVX2 Mask mask(int lanes) {
+    using Mask = int;  // the lane count; the vector mask is made where it is used
+    static FASTCNN_INLINE Mask mask(int lanes) { return lanes; }
+    static FASTCNN_INLINE_AVX2 __m256i bits(int lanes) {
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
-    static FASTCNN_INLINE_AVX2 V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-    static FASTCNN_INLINE_AVX2 void store(float* p, V v, Mask m) { _mm256_maskstore_ps(p, m, v); }
+    static FASTCNN_INLINE_AVX2 void load(V& v, const float* p, Mask m) {
+        v = _mm256_maskload_ps(p, bits(m));
+    }
+    static FASTCNN_INLINE_AVX2 void store(float* p, const V& v, Mask m) {
+        _mm256_maskstore_ps(p, bits(m), v);
+    }
 };
 template <>
 struct Avx2Isa::Lanes<double> {
     static constexpr int L = 4;
     using V = Vec<double, 4>;
-    using Mask = __m256i;
-    static FASTCNN_INLINE_AVX2 Mask mask(int lanes) {
+    using Mask = int;  // the lane count; the vector mask is made where it is used
+    static FASTCNN_INLINE Mask mask(int lanes) { return lanes; }
+    static FASTCNN_INLINE_AVX2 __m256i bits(int lanes) {
         return _mm256_cmpgt_epi64(_mm256_set1_epi64x(lanes), _mm256_setr_epi64x(0, 1, 2, 3));
     }
-    static FASTCNN_INLINE_AVX2 V load(const double* p, Mask m) { return _mm256_maskload_pd(p, m); }
-    static FASTCNN_INLINE_AVX2 void store(double* p, V v, Mask m) { _mm256_maskstore_pd(p, m, v); }
+    static FASTCNN_INLINE_AVX2 void load(V& v, const double* p, Mask m) {
+        v = _mm256_maskload_pd(p, bits(m));
+    }
+    static FASTCNN_INLINE_AVX2 void store(double* p, const V& v, Mask m) {
+        _mm256_maskstore_pd(p, bits(m), v);
+    }
 };
 
 struct Avx512Isa {
@@ -80,22 +93,30 @@ struct Avx512Isa::Lanes<float> {
     static constexpr int L = 16;
     using V = Vec<float, 16>;
     using Mask = __mmask16;
-    static FASTCNN_INLINE_AVX512 Mask mask(int lanes) {
+    static FASTCNN_INLINE Mask mask(int lanes) {
         return lanes >= 16 ? Mask(0xffff) : Mask((1u << lanes) - 1);
     }
-    static FASTCNN_INLINE_AVX512 V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-    static FASTCNN_INLINE_AVX512 void store(float* p, V v, Mask m) { _mm512_mask_storeu_ps(p, m, v); }
+    static FASTCNN_INLINE_AVX512 void load(V& v, const float* p, Mask m) {
+        v = _mm512_maskz_loadu_ps(m, p);
+    }
+    static FASTCNN_INLINE_AVX512 void store(float* p, const V& v, Mask m) {
+        _mm512_mask_storeu_ps(p, m, v);
+    }
 };
 template <>
 struct Avx512Isa::Lanes<double> {
     static constexpr int L = 8;
     using V = Vec<double, 8>;
     using Mask = __mmask8;
-    static FASTCNN_INLINE_AVX512 Mask mask(int lanes) {
+    static FASTCNN_INLINE Mask mask(int lanes) {
         return lanes >= 8 ? Mask(0xff) : Mask((1u << lanes) - 1);
     }
-    static FASTCNN_INLINE_AVX512 V load(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
-    static FASTCNN_INLINE_AVX512 void store(double* p, V v, Mask m) { _mm512_mask_storeu_pd(p, m, v); }
+    static FASTCNN_INLINE_AVX512 void load(V& v, const double* p, Mask m) {
+        v = _mm512_maskz_loadu_pd(m, p);
+    }
+    static FASTCNN_INLINE_AVX512 void store(double* p, const V& v, Mask m) {
+        _mm512_mask_storeu_pd(p, m, v);
+    }
 };
 #endif
 
