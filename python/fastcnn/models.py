@@ -8,7 +8,18 @@ network: ``Network(PRESETS["simplecnn"].layers())``.
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .layers import Convolutional, Dense, Flatten, MaxPool2D, ReLU, Tanh
+from .augmentation import RandomHorizontalFlip
+from .layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    Convolutional,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Tanh,
+)
 
 __all__ = ["Preset", "PRESETS", "vgg_cifar"]
 
@@ -62,6 +73,31 @@ def _lenet():
     ]
 
 
+def _vgg():
+    return [
+        Convolutional(32, 3, padding=1),
+        BatchNorm2D(),
+        ReLU(),
+        Convolutional(32, 3, padding=1),
+        BatchNorm2D(),
+        ReLU(),
+        MaxPool2D(2),
+        Convolutional(64, 3, padding=1),
+        BatchNorm2D(),
+        ReLU(),
+        Convolutional(64, 3, padding=1),
+        BatchNorm2D(),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(128),
+        BatchNorm1D(),
+        ReLU(),
+        Dropout(0.3),
+        Dense(10),
+    ]
+
+
 def _mlp():
     return [Flatten(), Dense(100), Tanh(), Dense(50), Tanh(), Dense(10)]
 
@@ -83,6 +119,17 @@ PRESETS = {
         epochs=10,
         optimizer="adam",
         learning_rate=0.002,
+    ),
+    "vgg": Preset(
+        "a small VGG-style network with BatchNorm: (conv 3x3 same -> BatchNorm -> ReLU) x2 "
+        "with 32 filters -> max-pool 2 -> the same with 64 -> max-pool 2 -> dense 128 -> "
+        "BatchNorm -> ReLU -> dropout 0.3 -> dense 10; random horizontal flips",
+        _vgg,
+        epochs=7,
+        optimizer="adam",
+        learning_rate=0.003,
+        batch_size=128,
+        augment=lambda: RandomHorizontalFlip(),
     ),
     "mlp": Preset(
         "write-up 001's MLP: dense 100 -> tanh -> dense 50 -> tanh -> dense 10",

@@ -21,7 +21,7 @@ from . import losses as _losses
 from . import optimizers as _optimizers
 from .augmentation import compose as _augmentation
 from .callbacks import EpochPrinter, History
-from .layers import Activation, Layer, ReLU, Softmax, mark
+from .layers import Activation, BatchNorm1D, BatchNorm2D, Layer, ReLU, Softmax, mark
 
 __all__ = ["Network", "History"]
 
@@ -204,13 +204,18 @@ class Network:
             raise ValueError("the network has no layers: add some first")
         shape = _checks.sample_shape("input_shape", input_shape)
         self.input_shape = shape
-        for layer, following in zip(self.layers, self.layers[1:] + [None]):
+        # The activation that follows each layer, looking past normalisation (a linear
+        # rescaling per channel), picks its initialisation.
+        following = None
+        for layer in reversed(self.layers):
             if isinstance(layer, Layer):
                 layer.set_default_init(
                     isinstance(following, ReLU)
                     or (isinstance(following, Activation)
                         and getattr(following.f, "__name__", "") == "relu")
                 )
+            if not isinstance(layer, (BatchNorm1D, BatchNorm2D)):
+                following = layer
         for layer in self.layers:
             next_shape = getattr(layer, "compute_output_shape", None)
             if next_shape is None:  # a layer of one's own: the rest build on first use
