@@ -10,7 +10,6 @@ bench/run.py``. bench/README.md explains every section and column. ``fastcnn ben
 runs this file too.
 """
 
-import argparse
 import contextlib
 import datetime
 import io
@@ -29,6 +28,7 @@ if not __package__:
 import numpy as np  # noqa: E402 (after the path is set)
 
 import fastcnn  # noqa: E402
+from fastcnn.cli import OneLineParser, positive_int_argument  # noqa: E402
 from bench import machine  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from bench.conv import conv_section  # noqa: E402
@@ -46,25 +46,8 @@ SECTIONS = ("conv", "pool", "matmul", "networks", "end-to-end", "threads")
 DEFAULT_OUT = Path(__file__).resolve().with_name("results.md")
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line on stderr, not the usage block."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
-
-
 def _parser(prog):
-    parser = _Parser(
+    parser = OneLineParser(
         prog=prog,
         description="Time fastcnn's kernels and networks against NumPy, the write-ups' "
         "own code and PyTorch (when installed), check every answer, and write a "
@@ -86,7 +69,7 @@ def _parser(prog):
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int_argument,
         metavar="N",
         help="threads for fastcnn, PyTorch and NumPy's BLAS (default: "
         f"fastcnn.get_num_threads(), now {fastcnn.get_num_threads()})",

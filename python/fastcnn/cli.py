@@ -27,7 +27,7 @@ from .models import PRESETS
 from .network import Network
 from .optimizers import SGD, Adam
 
-__all__ = ["main"]
+__all__ = ["main", "OneLineParser", "positive_int_argument"]
 
 # The write-ups' input scaling, recorded (as numbers) in the models this command line
 # saves so that evaluate and predict feed them images the way they were trained.
@@ -57,14 +57,14 @@ class CommandError(Exception):
 # --------------------------------------------------------------------------- arguments
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Bad arguments give one line on stderr, not the usage block."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _positive_int(text):
+def positive_int_argument(text):
     try:
         value = int(text)
     except ValueError:
@@ -99,7 +99,7 @@ _RAW_HELP = ("feed the pixel values as they are, for a model that records no "
 
 
 def _parser():
-    parser = _Parser(
+    parser = OneLineParser(
         prog="fastcnn",
         description="Train, evaluate and use convolutional networks on Fashion-MNIST.",
     )
@@ -121,9 +121,9 @@ def _parser():
     )
     train.add_argument("--model", choices=PRESETS, default="simplecnn",
                        help="the network (default: simplecnn, write-up 004's)")
-    train.add_argument("--epochs", type=_positive_int, metavar="N",
+    train.add_argument("--epochs", type=positive_int_argument, metavar="N",
                        help="passes over the training images")
-    train.add_argument("--batch-size", type=_positive_int, metavar="B",
+    train.add_argument("--batch-size", type=positive_int_argument, metavar="B",
                        help="images per step (default: 32)")
     train.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="sgd (plain gradient descent), momentum (SGD, momentum 0.9) or adam")
@@ -136,12 +136,12 @@ def _parser():
     train.add_argument("--data", metavar="DIR",
                        help="a folder with the four Fashion-MNIST files (default: "
                        "$FASTCNN_DATA, Debian's dataset-fashion-mnist, the cache, the sample)")
-    train.add_argument("--limit", type=_positive_int, metavar="N",
+    train.add_argument("--limit", type=positive_int_argument, metavar="N",
                        help="use only the first N training and N test images")
     train.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
                        help="seed of initialisation, shuffling and the validation split "
                        "(default: 0)")
-    train.add_argument("--threads", type=_positive_int, metavar="T",
+    train.add_argument("--threads", type=positive_int_argument, metavar="T",
                        help=f"kernel threads (default: {fastcnn.get_num_threads()})")
     train.add_argument("--out", default="model.npz", metavar="MODEL",
                        help="where to save the model (default: model.npz)")

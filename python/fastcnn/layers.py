@@ -602,7 +602,24 @@ def _short(pair):
     return pair[0] if pair[0] == pair[1] else pair
 
 
-class _Pool2D(Layer):
+class _ImageSampleLayer(Layer):
+    """A layer without parameters on (C, H, W) samples, built from its output shape
+    (``compute_output_shape``) and rebuilt when the sample shape changes."""
+
+    def build(self, input_shape):
+        """Check and record samples of shape (C, H, W)."""
+        self.output_shape = self.compute_output_shape(input_shape)
+        self.input_shape = tuple(int(v) for v in input_shape)
+
+    def _input_batch(self, input):
+        x = self._as_input(input)
+        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
+        if batch.shape[1:] != self.input_shape:
+            self.build(batch.shape[1:])
+        return x, batch, unbatched
+
+
+class _Pool2D(_ImageSampleLayer):
     """Shared shape handling of the pooling layers (no padding; stride=None is size)."""
 
     def __init__(self, size=2, stride=None, *, input_shape=None, dtype=np.float32):
@@ -623,18 +640,6 @@ class _Pool2D(Layer):
             _checks.output_length("height", height, self.size[0], self.stride[0], 0),
             _checks.output_length("width", width, self.size[1], self.stride[1], 0),
         )
-
-    def build(self, input_shape):
-        """Check and record samples of shape (C, H, W)."""
-        self.output_shape = self.compute_output_shape(input_shape)
-        self.input_shape = tuple(int(v) for v in input_shape)
-
-    def _input_batch(self, input):
-        x = self._as_input(input)
-        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
-        if batch.shape[1:] != self.input_shape:
-            self.build(batch.shape[1:])
-        return x, batch, unbatched
 
     def config(self):
         return {
@@ -1131,7 +1136,7 @@ class BatchNorm1D(_BatchNorm):
     _layout = "(N, features)"
 
 
-class GlobalAvgPool2D(Layer):
+class GlobalAvgPool2D(_ImageSampleLayer):
     """The mean of each channel's whole (H, W) plane: x (N, C, H, W) -> y (N, C), or
     (C, H, W) -> (C,). Backward spreads each gradient evenly: g / (H * W) per pixel."""
 
@@ -1147,16 +1152,8 @@ class GlobalAvgPool2D(Layer):
         """(C,) for samples of shape (C, H, W)."""
         return _image_shape("GlobalAvgPool2D", input_shape)[:1]
 
-    def build(self, input_shape):
-        """Record samples of shape (C, H, W)."""
-        self.output_shape = self.compute_output_shape(input_shape)
-        self.input_shape = tuple(int(v) for v in input_shape)
-
     def forward(self, input):
-        x = self._as_input(input)
-        batch, unbatched = self._split_batch(x, 3, "(N, C, H, W)")
-        if batch.shape[1:] != self.input_shape:
-            self.build(batch.shape[1:])
+        x, batch, unbatched = self._input_batch(input)
         return self._finish(x, batch.mean(axis=(2, 3), dtype=self.dtype), unbatched)
 
     def backward(self, output_gradient, learning_rate):
