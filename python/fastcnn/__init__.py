@@ -11,7 +11,8 @@ except ImportError as error:  # pragma: no cover - only without a build
     ) from error
 
 from . import augmentation, datasets, kernels, reference, runtime
-from . import activations, callbacks, compat, losses, metrics, optimizers, schedules
+from . import activations, callbacks, compat, export, losses, metrics, models, optimizers
+from . import schedules
 from .layers import (
     Activation,
     AvgPool2D,
@@ -55,6 +56,8 @@ __all__ = [
     "show_config",
     "activations",
     "callbacks",
+    "export",
+    "models",
     "schedules",
     "compat",
     "losses",
