@@ -8,7 +8,8 @@ network: ``Network(PRESETS["simplecnn"].layers())``.
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .augmentation import RandomHorizontalFlip
+from .augmentation import RandomCrop, RandomHorizontalFlip
+from .datasets import WRITE_UPS_SCALING
 from .layers import (
     BatchNorm1D,
     BatchNorm2D,
@@ -114,11 +115,13 @@ PRESETS = {
     "lenet": Preset(
         "LeNet-5's layout, widened to 16 and 32 filters: conv 5x5x16 same -> ReLU -> "
         "max-pool 2 -> conv 5x5x32 -> ReLU -> max-pool 2 -> dense 120 -> ReLU -> dense 84 "
-        "-> ReLU -> dense 10",
+        "-> ReLU -> dense 10; random crops of the images padded by 2 pixels",
         _lenet,
-        epochs=10,
+        epochs=20,
         optimizer="adam",
         learning_rate=0.002,
+        # black (pixel 0, scaled) around the shifted images, as in the data
+        augment=lambda: RandomCrop(padding=2, fill=float(WRITE_UPS_SCALING(0))),
     ),
     "vgg": Preset(
         "a small VGG-style network with BatchNorm: (conv 3x3 same -> BatchNorm -> ReLU) x2 "
