@@ -388,7 +388,7 @@ class Network:
                 print(f"interrupted: stopped after {history.steps} training steps")
         return history
 
-    def _refuse_divergence(self, epoch, start):
+    def _refuse_divergence(self, epoch):
         """A FloatingPointError when a step left a parameter (or an optimizer's state)
         non-finite: training has diverged, and nothing after it would mean anything."""
         for index, layer in enumerate(self.layers):
@@ -401,10 +401,9 @@ class Network:
             for name, array in arrays.items():
                 if not np.isfinite(array).all():
                     raise FloatingPointError(
-                        f"the loss became meaningless in epoch {epoch + 1} (batch starting "
-                        f"at sample {start}): training diverged, the step left "
-                        f"{type(layer).__name__} layer {index}'s {name} with NaN or infinite "
-                        "values; try a smaller learning_rate"
+                        f"the loss became meaningless in epoch {epoch + 1}: training "
+                        f"diverged, {type(layer).__name__} layer {index}'s {name} holds NaN "
+                        "or infinite values; try a smaller learning_rate"
                     )
 
     @staticmethod
@@ -464,10 +463,12 @@ class Network:
                 gradient = self.loss_prime(y_batch, output)
                 for backward in backward_steps:
                     gradient = backward(gradient, self.learning_rate)
-                self._refuse_divergence(epoch, start)
             run.history.steps += 1
             _call_all(run.reporters, "on_batch_end", batch_index,
                       {"size": len(x_batch), "loss": loss, "correct": right})
+        # Non-finite parameters make the next step's loss non-finite; state that no
+        # forward reads (Adam's moments) is checked here, once an epoch.
+        self._refuse_divergence(epoch)
         logs = {"loss": loss_sum / count}
         if correct is not None:
             logs["accuracy"] = correct / count
