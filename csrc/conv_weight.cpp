@@ -1,6 +1,7 @@
 #include "conv_weight.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "parallel.hpp"
 #include "simd.hpp"
@@ -98,6 +99,16 @@ FASTCNN_INLINE void accumulate(const GradientArgs<T>& a, int64_t q0, int64_t q1,
     }
 }
 
+#if defined(__clang__)
+// low = the lanes swap_index_bit's `low` picks from a and b, high likewise.
+template <int L, int H, typename V, int... l>
+FASTCNN_INLINE void swap_lanes(V& low, V& high, const V& a, const V& b,
+                               std::integer_sequence<int, l...>) {
+    low = __builtin_shufflevector(a, b, ((l & H) ? L + l - H : l)...);
+    high = __builtin_shufflevector(a, b, ((l & H) ? L + l : l + H)...);
+}
+#endif
+
 // Swaps bit H of the row index with bit H of the lane index, for all rows:
 // applied for every H from L/2 down to 1, it transposes the L×L block.
 template <typename T, int L, int H>
@@ -113,8 +124,12 @@ FASTCNN_INLINE void swap_index_bit(Vec<T, L> (&rows)[L]) {
     for (int i = 0; i < L; ++i)
         if ((i & H) == 0) {
             const Vec<T, L> a = rows[i], b = rows[i + H];
+#if defined(__clang__)  // constant indices: one instruction each, as GCC's shuffle gives
+            swap_lanes<L, H>(rows[i], rows[i + H], a, b, std::make_integer_sequence<int, L>{});
+#else
             FASTCNN_SHUFFLE2(rows[i], a, b, low);
             FASTCNN_SHUFFLE2(rows[i + H], a, b, high);
+#endif
         }
     if constexpr (H > 1) swap_index_bit<T, L, H / 2>(rows);
 }

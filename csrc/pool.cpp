@@ -117,6 +117,18 @@ FASTCNN_INLINE void maxpool_plane_vector(const PoolShape& s, const T* in, T* pha
 
 // Lanes l = 0 … L − 1 holding the integers 2·l + first (a shuffle mask
 // known at compile time).
+#if defined(__clang__)
+// out = lanes 0, 2, 4, ... (parity 0) or 1, 3, 5, ... (parity 1) of a then b.
+template <typename V, int... l>
+FASTCNN_INLINE void every_other_lane(V& out, const V& a, const V& b, int parity,
+                                     std::integer_sequence<int, l...>) {
+    if (parity)
+        out = __builtin_shufflevector(a, b, (2 * l + 1)...);
+    else
+        out = __builtin_shufflevector(a, b, (2 * l)...);
+}
+#endif
+
 template <typename Mask, typename Index, int... l>
 constexpr Mask every_other(Index first, std::integer_sequence<int, l...>) {
     return Mask{Index(2 * l + first)...};
@@ -132,7 +144,8 @@ FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int
     using Mask = decltype(V{} < V{});
     using Index = std::remove_reference_t<decltype(Mask{}[0])>;
     constexpr Mask even = every_other<Mask, Index>(0, std::make_integer_sequence<int, L>{});
-    constexpr Mask odd = every_other<Mask, Index>(1, std::make_integer_sequence<int, L>{});
+    [[maybe_unused]] constexpr Mask odd =
+        every_other<Mask, Index>(1, std::make_integer_sequence<int, L>{});
     const Index magnitude = std::numeric_limits<Index>::max();
     Index infinity_bits;
     const T infinity = std::numeric_limits<T>::infinity();
@@ -158,7 +171,11 @@ FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int
                 __builtin_memcpy(&low, rows[k / 2], sizeof(V));
                 __builtin_memcpy(&high, rows[k / 2] + L, sizeof(V));
                 V value;
+#if defined(__clang__)  // constant indices: one instruction, as GCC's shuffle gives
+                every_other_lane(value, low, high, k % 2, std::make_integer_sequence<int, L>{});
+#else
                 FASTCNN_SHUFFLE2(value, low, high, k % 2 ? odd : even);
+#endif
                 const Mask index = even + Index((2 * oh + k / 2) * s.width + 2 * ow0 + k % 2);
                 const Mask nan = (Mask(value) & magnitude) > infinity_bits;
                 const Mask better = k == 0 ? ~Mask{} : (value > best) | (nan & ~best_nan);
