@@ -707,6 +707,25 @@ double fma_peak(py::object dtype_obj, int threads, double seconds) {
 // ---- activations -------------------------------------------------------------
 
 template <typename T>
+py::array run_relu(const py::array& x) {
+    auto xc = contiguous<T>(x, "x");
+    auto y = new_array<T>(shape_of(x), "the output y");
+    T* out = y.mutable_data();
+    py::gil_scoped_release release;
+    fastcnn::relu<T>(xc.size(), xc.data(), out);
+    return y;
+}
+
+py::array relu(py::object x_obj) {
+    if (!py::isinstance<py::array>(x_obj))
+        throw py::type_error("x must be a numpy array of float32 or float64, got " +
+                             type_name(x_obj));
+    const int rank = int(py::reinterpret_borrow<py::array>(x_obj).ndim());
+    const py::array x = float_array(x_obj, "x", rank, "(any shape)");
+    return is_float32(x) ? run_relu<float>(x) : run_relu<double>(x);
+}
+
+template <typename T>
 py::array run_relu_backward(const py::array& grad_y, const py::array& y) {
     auto gc = contiguous<T>(grad_y, "grad_y"), yc = contiguous<T>(y, "y");
     auto grad_x = new_array<T>(shape_of(y), "the output grad_x");
@@ -737,6 +756,7 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fastcnn's C++ kernels (private: use fastcnn.kernels)";
     m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false);
+    m.def("relu", &relu, py::arg("x"));
     m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("y"));
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
           py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,

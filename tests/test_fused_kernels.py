@@ -1,4 +1,4 @@
-"""The fusion kernels against fastcnn.reference: correlate2d(relu=True), relu_backward."""
+"""The ReLU kernels against fastcnn.reference: correlate2d(relu=True), relu, relu_backward."""
 
 import numpy as np
 import pytest
@@ -50,6 +50,39 @@ def test_correlate2d_relu_keeps_nan():
     y = kernels.correlate2d(x, w, np.array([0.0, -5.0]), relu=True)
     assert np.isnan(y[0, 0, 1, 1]) and np.isnan(y[0, 1, 1, 1])
     assert np.all(y[0, 1][~np.isnan(y[0, 1])] == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(64, 16, 28, 28), (32, 100), (7,), (0, 3, 4, 4), ()],
+                         ids=str)
+def test_relu_matches_the_reference(rng, shape, dtype):
+    x = rng.standard_normal(shape).astype(dtype)
+    y = kernels.relu(x)
+    assert y.dtype == dtype and y.shape == shape
+    np.testing.assert_array_equal(y, reference.relu(x), strict=True)
+
+
+def test_relu_keeps_nan_and_infinities():
+    x = np.array([np.nan, -np.inf, np.inf, -1.0, 0.0, 2.5], np.float32)
+    np.testing.assert_array_equal(kernels.relu(x), [np.nan, 0, np.inf, 0, 0, 2.5])
+
+
+def test_relu_reads_non_contiguous_input(rng):
+    x = rng.standard_normal((9, 7))
+    np.testing.assert_array_equal(kernels.relu(x.T[:, ::2]), reference.relu(x.T[:, ::2]))
+
+
+@pytest.mark.parametrize(
+    ("x", "error"),
+    [
+        pytest.param([1.0, -2.0], TypeError, id="a-list"),
+        pytest.param(np.ones(3, np.int32), TypeError, id="integers"),
+        pytest.param(np.ones(3, np.float16), TypeError, id="float16"),
+    ],
+)
+def test_relu_refuses_bad_input(x, error):
+    with pytest.raises(error, match="x"):
+        kernels.relu(x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -110,8 +143,10 @@ def test_results_do_not_depend_on_the_thread_count(rng):
     fastcnn.set_num_threads(1)
     y = kernels.correlate2d(x, w, relu=True)
     grad_x = kernels.relu_backward(grad_y, y)
+    activation = kernels.relu(grad_y)
     for threads in (2, 3):
         fastcnn.set_num_threads(threads)
+        np.testing.assert_array_equal(kernels.relu(grad_y), activation, strict=True)
         np.testing.assert_array_equal(kernels.correlate2d(x, w, relu=True), y, strict=True)
         np.testing.assert_array_equal(kernels.relu_backward(grad_y, y), grad_x, strict=True)
 

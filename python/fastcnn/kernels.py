@@ -24,6 +24,7 @@ __all__ = [
     "avgpool2d",
     "avgpool2d_backward",
     "matmul",
+    "relu",
     "relu_backward",
     "batchnorm_forward",
     "batchnorm_inference",
@@ -111,6 +112,16 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     return _core.matmul(a, b, bool(transpose_a), bool(transpose_b))
+
+
+def relu(x):
+    """max(x, 0) element-wise, in one C++ pass over all threads.
+
+    x of any shape, float32 or float64 -> y of x's shape and dtype (C order). NaN
+    stays NaN, as with ``numpy.maximum(x, 0)``. Raises TypeError for anything but a
+    float32 or float64 array.
+    """
+    return _core.relu(x)
 
 
 def relu_backward(grad_y, y):

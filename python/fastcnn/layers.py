@@ -854,11 +854,17 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    """max(x, 0); its gradient is 0 where x <= 0, taken from the output in one C++ pass
-    (``kernels.relu_backward``)."""
+    """max(x, 0), in one C++ pass (``kernels.relu``); its gradient is 0 where x <= 0,
+    taken from the output in one C++ pass (``kernels.relu_backward``)."""
 
     def __init__(self, *, dtype=np.float32):
         super().__init__(activations.relu, activations.relu_prime, dtype=dtype)
+
+    def forward(self, input):
+        x = self._as_input(input)
+        self.input = x
+        self.output = self._like_input(kernels.relu(x))
+        return self.output
 
     def derivative(self):
         return self.input > 0

@@ -21,6 +21,7 @@ __all__ = [
     "avgpool2d",
     "avgpool2d_backward",
     "matmul",
+    "relu",
     "relu_backward",
     "batchnorm_forward",
     "batchnorm_inference",
@@ -205,6 +206,11 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     if transpose_b:
         b = b.T
     return np.ascontiguousarray(a @ b)
+
+
+def relu(x):
+    """max(x, 0) element-wise (NaN stays NaN)."""
+    return np.maximum(np.asarray(x), 0)
 
 
 def relu_backward(grad_y, y):
