@@ -26,6 +26,7 @@
 #include "parallel.hpp"
 #include "pool.hpp"
 #include "simd.hpp"
+#include "workspace.hpp"
 
 namespace py = pybind11;
 using fastcnn::ConvShape;
@@ -789,6 +790,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("training") = true);
 
     m.def("set_num_threads", &fastcnn::set_num_threads, py::arg("n"));
+    m.def("retain_freed_memory", &fastcnn::retain_freed_memory);
     m.def("get_num_threads", &fastcnn::num_threads);
     m.def("simd_path", &fastcnn::simd_path);
     m.def("supported_simd_paths", &fastcnn::supported_simd_paths);

@@ -64,6 +64,16 @@ constexpr int kGemmSmallRowsWide = 6;
 
 namespace tuning {
 
+// ---- memory ------------------------------------------------------------------
+
+// retain_freed_memory(): arrays up to this size come from the heap, not from
+// their own mapping (glibc's largest allowed value, 32 MiB on 64-bit; a VGG
+// activation at batch 128 is 16 MiB)...
+constexpr int kMallocMmapThreshold = 32 << 20;
+// ...and the heap keeps up to this much free memory at its top before giving it
+// back: a training step's activations and gradients, several times over.
+constexpr int kMallocTrimThreshold = 256 << 20;
+
 // ---- convolution and pooling -------------------------------------------------
 
 // A task computes at least this many multiply-adds (about 100 µs at one

@@ -3,6 +3,12 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "tuning.hpp"
+
 namespace fastcnn {
 namespace {
 
@@ -36,6 +42,16 @@ void* workspace_bytes(Scratch slot, size_t bytes) {
         arenas.size[i] = size;
     }
     return arenas.data[i];
+}
+
+bool retain_freed_memory() {
+#if defined(__GLIBC__)
+    // Setting either turns off glibc's own moving threshold, so both are set.
+    return mallopt(M_MMAP_THRESHOLD, tuning::kMallocMmapThreshold) == 1 &&
+           mallopt(M_TRIM_THRESHOLD, tuning::kMallocTrimThreshold) == 1;
+#else
+    return false;
+#endif
 }
 
 }  // namespace fastcnn

@@ -73,7 +73,7 @@ def test_predict_without_pillow_says_how_in_one_line(model):
 
 @pytest.mark.parametrize("variable, value", [
     ("FASTCNN_NUM_THREADS", "99999999999"), ("FASTCNN_NUM_THREADS", "two"),
-    ("FASTCNN_ISA", "sse9"),
+    ("FASTCNN_ISA", "sse9"), ("FASTCNN_RETAIN_FREED_MEMORY", "on"),
 ])
 def test_a_bad_environment_variable_is_one_line_from_the_command(tmp_path, variable, value):
     for command in ([sys.executable, "-m", "fastcnn", "train"], [shutil.which("fastcnn")]):
