@@ -23,6 +23,7 @@
 #include "conv.hpp"
 #include "fma_peak.hpp"
 #include "gemm.hpp"
+#include "loss.hpp"
 #include "parallel.hpp"
 #include "pool.hpp"
 #include "simd.hpp"
@@ -751,6 +752,52 @@ py::array relu_backward(py::object grad_y_obj, py::object y_obj) {
                          : run_relu_backward<double>(grad_y, y);
 }
 
+// ---- loss --------------------------------------------------------------------
+
+template <typename T>
+py::tuple run_softmax_cross_entropy(const py::array& logits, const KernelArray<int64_t>& labels) {
+    auto zc = contiguous<T>(logits, "logits");
+    const int64_t rows = zc.shape(0), classes = zc.shape(1);
+    const int64_t* label = labels.data();
+    for (int64_t r = 0; r < rows; ++r)
+        if (label[r] < 0 || label[r] >= classes)
+            throw std::invalid_argument("labels must be in [0, " + std::to_string(classes - 1) +
+                                        "] for " + std::to_string(classes) +
+                                        " classes, got " + std::to_string(label[r]) +
+                                        " at row " + std::to_string(r));
+    auto grad = new_array<T>({rows, classes}, "the output grad");
+    T* out = grad.mutable_data();
+    fastcnn::SoftmaxCrossEntropy result;
+    {
+        py::gil_scoped_release release;
+        result = fastcnn::softmax_cross_entropy<T>(rows, classes, zc.data(), label, out);
+    }
+    return py::make_tuple(result.loss_sum / double(rows), grad, result.correct);
+}
+
+py::tuple softmax_cross_entropy(py::object logits_obj, py::object labels_obj) {
+    const py::array logits = float_array(logits_obj, "logits", 2, "(N, classes)");
+    if (!py::isinstance<py::array>(labels_obj))
+        throw py::type_error("labels must be a numpy array of integers, got " +
+                             type_name(labels_obj));
+    const py::array labels_in = py::reinterpret_borrow<py::array>(labels_obj);
+    const char kind = labels_in.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+        throw py::type_error("labels must be integers, got dtype " +
+                             std::string(py::str(labels_in.dtype())));
+    if (labels_in.ndim() != 1 || labels_in.shape(0) != logits.shape(0))
+        throw std::invalid_argument("labels must be (N,) = (" + std::to_string(logits.shape(0)) +
+                                    ",) for logits " + shape_text(logits) + ", got shape " +
+                                    shape_text(labels_in));
+    if (logits.shape(0) == 0 || logits.shape(1) == 0)
+        throw std::invalid_argument("logits must hold one or more rows and classes, got shape " +
+                                    shape_text(logits));
+    const auto labels = KernelArray<int64_t>::ensure(labels_in);
+    if (!labels) throw py::error_already_set();
+    return is_float32(logits) ? run_softmax_cross_entropy<float>(logits, labels)
+                              : run_softmax_cross_entropy<double>(logits, labels);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -758,6 +805,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false);
     m.def("relu", &relu, py::arg("x"));
+    m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"));
     m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("y"));
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),
           py::arg("grad_y"), py::arg("kernel_size"), py::arg("stride") = 1,

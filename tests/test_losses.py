@@ -5,7 +5,7 @@ softmax_cross_entropy against a Softmax layer followed by cross_entropy."""
 import numpy as np
 import pytest
 
-from fastcnn import activations, layers, losses
+from fastcnn import activations, kernels, layers, losses
 
 from _helpers import numerical_gradient
 
@@ -147,3 +147,70 @@ def test_get_by_name_and_by_function():
         losses.get("hinge")
     with pytest.raises(ValueError, match="no derivative"):
         losses.get(lambda y, p: 0.0)
+
+
+def _softmax_cross_entropy_in_numpy(logits, labels):
+    """(loss, gradient, correct) from the formulas, in float64."""
+    z = logits.astype(np.float64)
+    p = activations.softmax(z)
+    rows = np.arange(len(labels))
+    one_hot = np.eye(z.shape[1])[labels]
+    return (-np.log(p[rows, labels]).mean(), (p - one_hot) / len(labels),
+            int(np.sum(z.argmax(axis=1) == labels)))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-6), (np.float64, 1e-13)],
+                         ids=["float32", "float64"])
+@pytest.mark.parametrize("rows, classes", [(1, 10), (64, 10), (7, 2), (3, 1000)])
+def test_the_fused_kernel_matches_the_formulas(rng, rows, classes, dtype, tolerance):
+    logits = (4 * rng.standard_normal((rows, classes))).astype(dtype)
+    labels = rng.integers(0, classes, rows)
+    labels[0] = logits[0].argmax()  # at least one row classified right
+    loss, gradient, correct = kernels.softmax_cross_entropy(logits, labels)
+    expected_loss, expected_gradient, expected_correct = _softmax_cross_entropy_in_numpy(
+        logits, labels)
+    assert isinstance(loss, float) and isinstance(correct, int)
+    assert loss == pytest.approx(expected_loss, rel=tolerance)
+    assert gradient.dtype == dtype and gradient.shape == (rows, classes)
+    np.testing.assert_allclose(gradient, expected_gradient, rtol=tolerance, atol=tolerance / rows)
+    assert correct == expected_correct >= 1
+
+
+def test_the_public_losses_and_fit_take_the_kernel_for_integer_labels(rng):
+    logits = rng.standard_normal((5, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, 5).astype(np.int32)
+    loss, gradient, _ = kernels.softmax_cross_entropy(logits, labels)
+    assert losses.softmax_cross_entropy(labels, logits) == loss
+    np.testing.assert_array_equal(losses.softmax_cross_entropy_prime(labels, logits), gradient)
+    # one sample: (K,) logits and a scalar label
+    one = losses.softmax_cross_entropy_prime(labels[0], logits[0])
+    assert one.shape == (3,)
+    np.testing.assert_array_equal(one, kernels.softmax_cross_entropy(logits[:1], labels[:1])[1][0])
+
+
+def test_the_fused_kernel_masks_minus_infinity_and_keeps_nan():
+    logits = np.array([[0.0, -np.inf, 1.0], [np.nan, 0.0, 1.0]])
+    loss, gradient, _ = kernels.softmax_cross_entropy(logits[:1], np.array([2]))
+    assert np.isfinite(loss) and gradient[0, 1] == 0
+    assert np.isnan(kernels.softmax_cross_entropy(logits, np.array([2, 1]))[0])
+    assert kernels.softmax_cross_entropy(logits[:1], np.array([1]))[0] == np.inf
+
+
+@pytest.mark.parametrize(
+    "logits, labels, error, match",
+    [
+        (np.zeros((2, 3)), np.array([0, 3]), ValueError, r"labels must be in \[0, 2\].*row 1"),
+        (np.zeros((2, 3)), np.array([-1, 0]), ValueError, r"labels must be in \[0, 2\]"),
+        (np.zeros((2, 3)), np.array([0.0, 1.0]), TypeError, "integers"),
+        (np.zeros((2, 3)), np.array([0, 1, 2]), ValueError, r"\(N,\) = \(2,\)"),
+        (np.zeros((2, 3), np.int64), np.array([0, 1]), TypeError, "float32 or float64"),
+        (np.zeros(3), np.array([0]), ValueError, "2-D"),
+        (np.zeros((0, 3)), np.zeros(0, np.int64), ValueError, "one or more"),
+        (np.zeros((2, 3)), [0, 1], TypeError, "numpy array"),
+    ],
+    ids=["label-too-big", "negative-label", "float-labels", "label-count", "int-logits",
+         "1-D-logits", "no-rows", "list-labels"],
+)
+def test_the_fused_kernel_refuses_bad_input(logits, labels, error, match):
+    with pytest.raises(error, match=match):
+        kernels.softmax_cross_entropy(logits, labels)

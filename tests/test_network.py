@@ -372,3 +372,45 @@ def test_mse_regression_reports_no_accuracy(rng):
     assert set(history) == {"loss"}
     assert history["loss"][-1] < 0.1 * history["loss"][0]
     assert network.evaluate(x, y)["accuracy"] is None
+
+
+def _small_classifier():
+    return [layers.Convolutional(3, kernel_size=3, init="he", seed=1), layers.ReLU(),
+            layers.Flatten(), layers.Dense(4, init="glorot", seed=2)]
+
+
+@pytest.mark.parametrize("labels_dtype", [np.int64, np.uint8])
+def test_fit_equals_the_write_ups_loop_with_the_public_losses(rng, labels_dtype):
+    """fit checks integer labels once, then takes the fused loss kernel each step; the
+    write-ups' loop calls the public loss pair. Both end with the same parameters and
+    fit's loss is the mean of the public loss over the steps."""
+    x = rng.standard_normal((9, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 4, 9).astype(labels_dtype)
+    network = Network(_small_classifier()).use("softmax_cross_entropy")
+    history = network.fit(x, y, epochs=1, learning_rate=0.1, batch_size=2, shuffle=False,
+                          verbose=0)
+    loop = _small_classifier()
+    loop[0].input_gradient = False
+    losses_seen = []
+    for start in range(0, 9, 2):
+        output = x[start:start + 2]
+        for layer in loop:
+            output = layer.forward(output)
+        losses_seen.append(losses.softmax_cross_entropy(y[start:start + 2], output)
+                           * len(output))
+        gradient = losses.softmax_cross_entropy_prime(y[start:start + 2], output)
+        for layer in reversed(loop):
+            gradient = layer.backward(gradient, 0.1)
+    for trained, expected in zip(network.layers, loop):
+        for (name, value), (_, want) in zip(trained.parameters.items(),
+                                            expected.parameters.items()):
+            np.testing.assert_array_equal(value, want, err_msg=name)
+    assert history.history["loss"][0] == pytest.approx(sum(losses_seen) / 9, rel=1e-12)
+
+
+def test_fit_names_a_label_out_of_range_in_a_later_batch(rng):
+    x = rng.standard_normal((6, 1, 6, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 4, 0])  # 4 is not a class of 4 outputs
+    network = Network(_small_classifier()).use("softmax_cross_entropy")
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
+        network.fit(x, y, epochs=1, learning_rate=0.1, batch_size=2, shuffle=False, verbose=0)

@@ -26,6 +26,7 @@ __all__ = [
     "matmul",
     "relu",
     "relu_backward",
+    "softmax_cross_entropy",
     "batchnorm_forward",
     "batchnorm_inference",
     "batchnorm_backward",
@@ -133,6 +134,21 @@ def relu_backward(grad_y, y):
     arrays or mixed dtypes, ValueError for different shapes.
     """
     return _core.relu_backward(grad_y, y)
+
+
+def softmax_cross_entropy(logits, labels):
+    """The softmax cross-entropy of integer class labels, its gradient and the hits,
+    in one C++ pass (a training step's loss at batch 1 took 50 µs in NumPy).
+
+    logits (N, K) float32 or float64, labels (N,) integers in [0, K) ->
+    ``(loss, grad, correct)``: loss = mean over rows of ``-log softmax(logits)[label]``
+    (log-sum-exp, summed in float64, a Python float), grad (N, K) of the logits' dtype
+    = ``(softmax(logits) - onehot(labels)) / N``, the gradient of that mean, and
+    correct = the rows whose first largest logit is at the label (an int). A NaN
+    logit makes the loss NaN. Raises TypeError for non-float logits or non-integer
+    labels, ValueError for labels out of range or shapes that do not fit.
+    """
+    return _core.softmax_cross_entropy(logits, labels)
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):

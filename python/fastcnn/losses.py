@@ -12,6 +12,7 @@ the 0/1 targets themselves.
 
 import numpy as np
 
+from . import kernels
 from .activations import softmax
 
 __all__ = [
@@ -157,6 +158,19 @@ def cross_entropy_prime(y_true, y_pred):
     return -y / _clip_probabilities(y_pred) / _batch_size(y_pred)
 
 
+def _class_labels(y_true, logits):
+    """(labels (N,), logits (N, K)) when y_true holds integer class labels for logits
+    (N, K) or (K,) with K >= 2, checked to be in range; None for any other targets,
+    which take the general path through _targets."""
+    y_true = np.asarray(y_true)
+    if (logits.ndim not in (1, 2) or logits.shape[-1] < 2 or y_true.shape != logits.shape[:-1]
+            or not np.issubdtype(y_true.dtype, np.integer)):
+        return None
+    if y_true.size and (y_true.min() < 0 or y_true.max() >= logits.shape[-1]):
+        _targets(y_true, logits)  # raises, naming the range
+    return y_true.reshape(-1), logits.reshape(-1, logits.shape[-1])
+
+
 def softmax_cross_entropy(y_true, logits):
     """Cross-entropy of softmax(logits), computed with log-sum-exp (finite for any
     finite logits). Use it on the raw outputs of the last Dense layer, with no Softmax
@@ -164,6 +178,9 @@ def softmax_cross_entropy(y_true, logits):
     class: it gets probability 0 and adds nothing where its target is 0 (as PyTorch's
     cross_entropy)."""
     logits = _float_array(logits)
+    labels = _class_labels(y_true, logits)
+    if labels is not None:  # one C++ pass, the same one Network.fit takes
+        return kernels.softmax_cross_entropy(labels[1], labels[0])[0]
     y = _targets(y_true, logits).astype(np.float64)
     z = logits.astype(np.float64)
     z = z - z.max(axis=-1, keepdims=True)
@@ -176,6 +193,9 @@ def softmax_cross_entropy(y_true, logits):
 def softmax_cross_entropy_prime(y_true, logits):
     """(softmax(logits) * sum(y) - y) / N, which is (p - y) / N for one-hot rows."""
     logits = _float_array(logits)
+    labels = _class_labels(y_true, logits)
+    if labels is not None:
+        return kernels.softmax_cross_entropy(labels[1], labels[0])[1].reshape(logits.shape)
     y = _targets(y_true, logits)
     p = softmax(logits)
     return (p * y.sum(axis=-1, keepdims=True) - y) / _batch_size(logits)

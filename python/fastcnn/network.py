@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, metrics, saving, schedules
+from . import _checks, kernels, metrics, saving, schedules
 from . import losses as _losses
 from . import optimizers as _optimizers
 from .augmentation import compose as _augmentation
@@ -108,6 +108,9 @@ class _Run:
     parallel: object  # a fastcnn.distributed.DataParallel optimizer, or None
     augment: object  # f(x_batch, rng) applied to each training batch, or None
     interrupt: _DeferredInterrupt = None
+    # Integer labels, all within the output's classes, under softmax_cross_entropy:
+    # checked once (after the first step), then each step takes the fused loss.
+    labels_checked: bool = False
 
 
 _CALLBACK_METHODS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
@@ -388,6 +391,23 @@ class Network:
                 print(f"interrupted: stopped after {history.steps} training steps")
         return history
 
+    def _loss_step(self, run, batch, y_batch, output):
+        """(loss, its gradient w.r.t. output, correctly classified count or None) of
+        one training batch. The loss of a non-finite output is returned, not raised."""
+        if run.labels_checked:
+            return kernels.softmax_cross_entropy(output, y_batch)
+        loss = self.loss(y_batch, output)
+        right = None if run.labels is None else _count_correct(output, run.labels[batch])
+        gradient = self.loss_prime(y_batch, output)
+        run.labels_checked = (
+            self.loss is _losses.softmax_cross_entropy
+            and self.loss_prime is _losses.softmax_cross_entropy_prime
+            and output.ndim == 2 and output.shape[1] >= 2
+            and run.y.ndim == 1 and np.issubdtype(run.y.dtype, np.integer)
+            and bool(run.y.min() >= 0) and bool(run.y.max() < output.shape[1])
+        )
+        return loss, gradient, right
+
     def _refuse_divergence(self, epoch):
         """A FloatingPointError when a step left a parameter (or an optimizer's state)
         non-finite: training has diverged, and nothing after it would mean anything."""
@@ -449,18 +469,15 @@ class Network:
                     x_batch = run.augment(x_batch, run.rng)
                 y_batch = run.y[batch]
                 output = self._forward(x_batch)
-                loss = self.loss(y_batch, output)
+                loss, gradient, right = self._loss_step(run, batch, y_batch, output)
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the loss became {loss} in epoch {epoch + 1} (batch starting at "
                         f"sample {start}): training diverged; try a smaller learning_rate"
                     )
                 loss_sum += loss * len(x_batch)
-                right = None
                 if correct is not None:
-                    right = _count_correct(output, run.labels[batch])
                     correct = None if right is None else correct + right
-                gradient = self.loss_prime(y_batch, output)
                 for backward in backward_steps:
                     gradient = backward(gradient, self.learning_rate)
             run.history.steps += 1
