@@ -136,10 +136,14 @@ constexpr Mask every_other(Index first, std::integer_sequence<int, l...>) {
 
 // 2×2 windows at stride 2 (the common case): L outputs at a time straight
 // from the plane, each row pair's even and odd columns split apart in
-// registers; the same comparisons in the same order as above. A last,
-// partial vector reads its inputs from a zero-filled copy.
+// registers; the same comparisons in the same order as above. A partial
+// vector (out_w < L, as for 28×28 and 16×16 planes) reads on into the next
+// row or plane, whose lanes are computed and not stored; only where that
+// would read past the input's end (`readable_end`) does it read a zero-filled
+// copy (copying every row cost 0.3 ms of 0.55 on (64, 64, 16, 16)).
 template <typename T, int L>
-FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int64_t* argmax) {
+FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, const T* readable_end,
+                                      T* y, int64_t* argmax) {
     using V = Vec<T, L>;
     using Mask = decltype(V{} < V{});
     using Index = std::remove_reference_t<decltype(Mask{}[0])>;
@@ -156,7 +160,7 @@ FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int
             const int64_t count = std::min<int64_t>(L, s.out_w - ow0);
             const T* rows[2] = {in + 2 * oh * s.width + 2 * ow0,
                                 in + (2 * oh + 1) * s.width + 2 * ow0};
-            if (count < L)
+            if (count < L && rows[1] + 2 * L > readable_end)
                 for (int i = 0; i < 2; ++i) {
                     std::fill(tail[i], tail[i] + 2 * L, T(0));
                     std::copy_n(rows[i], 2 * count, tail[i]);
@@ -205,7 +209,8 @@ FASTCNN_INLINE void maxpool_2x2_plane(const PoolShape& s, const T* in, T* y, int
 template <typename T>
 struct MaxpoolKernels {
     void (*plane)(const PoolShape&, const T* in, T* phased, int64_t width, T* y, int64_t* argmax);
-    void (*plane_2x2)(const PoolShape&, const T* in, T* y, int64_t* argmax);
+    void (*plane_2x2)(const PoolShape&, const T* in, const T* readable_end, T* y,
+                      int64_t* argmax);
     int lanes;
 };
 
@@ -214,8 +219,9 @@ struct MaxpoolKernels {
                      int64_t* argmax) {                                                \
         maxpool_plane_vector<T, L>(s, in, phased, width, y, argmax);                   \
     }                                                                                  \
-    TARGET void NAME##_2x2(const PoolShape& s, const T* in, T* y, int64_t* argmax) {   \
-        maxpool_2x2_plane<T, L>(s, in, y, argmax);                                     \
+    TARGET void NAME##_2x2(const PoolShape& s, const T* in, const T* readable_end, T* y, \
+                           int64_t* argmax) {                                          \
+        maxpool_2x2_plane<T, L>(s, in, readable_end, y, argmax);                       \
     }
 #define FASTCNN_NO_TARGET
 FASTCNN_MAXPOOL(maxpool_float_generic, FASTCNN_NO_TARGET, float, 4)
@@ -261,8 +267,8 @@ void maxpool2d(const PoolShape& s, const T* x, T* y, int64_t* argmax) {
         if (s.size_h == 2 && s.size_w == 2 && s.stride_h == 2 && s.stride_w == 2) {
             parallel_for(s.planes, min_planes(s), [&](int64_t first, int64_t last) {
                 for (int64_t p = first; p < last; ++p)
-                    kernels.plane_2x2(s, x + p * in_plane, y + p * out_plane,
-                                      argmax + p * out_plane);
+                    kernels.plane_2x2(s, x + p * in_plane, x + s.planes * in_plane,
+                                      y + p * out_plane, argmax + p * out_plane);
             });
             return;
         }
