@@ -24,6 +24,7 @@
 #include "fma_peak.hpp"
 #include "gemm.hpp"
 #include "loss.hpp"
+#include "optimizer.hpp"
 #include "parallel.hpp"
 #include "pool.hpp"
 #include "simd.hpp"
@@ -798,6 +799,41 @@ py::tuple softmax_cross_entropy(py::object logits_obj, py::object labels_obj) {
                               : run_softmax_cross_entropy<double>(logits, labels);
 }
 
+// ---- optimizers --------------------------------------------------------------
+
+// Whether the update was made: false (nothing done) unless parameter is a
+// writeable, aligned, C-contiguous float32/float64 array and gradient an array
+// of its shape and dtype; the caller then takes NumPy's general path.
+bool gradient_descent_update(py::handle parameter_obj, py::handle gradient_obj,
+                             double learning_rate) {
+    if (!py::isinstance<py::array>(parameter_obj) || !py::isinstance<py::array>(gradient_obj))
+        return false;
+    auto parameter = py::reinterpret_borrow<py::array>(parameter_obj);
+    const auto gradient = py::reinterpret_borrow<py::array>(gradient_obj);
+    const int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                      py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                      py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    const bool single = parameter.dtype().is(py::dtype::of<float>());
+    if (!(single || parameter.dtype().is(py::dtype::of<double>())) ||
+        !gradient.dtype().is(parameter.dtype()) || (parameter.flags() & flags) != flags ||
+        shape_of(parameter) != shape_of(gradient))
+        return false;
+    if (single) {
+        auto g = contiguous<float>(gradient, "gradient");
+        py::gil_scoped_release release;
+        fastcnn::gradient_descent_update<float>(
+            int64_t(parameter.size()), static_cast<float*>(parameter.mutable_data()), g.data(),
+            learning_rate);
+    } else {
+        auto g = contiguous<double>(gradient, "gradient");
+        py::gil_scoped_release release;
+        fastcnn::gradient_descent_update<double>(
+            int64_t(parameter.size()), static_cast<double*>(parameter.mutable_data()), g.data(),
+            learning_rate);
+    }
+    return true;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -805,6 +841,8 @@ PYBIND11_MODULE(_core, m) {
     m.def("correlate2d", &correlate2d, py::arg("x"), py::arg("w"), py::arg("bias") = py::none(),
           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("relu") = false);
     m.def("relu", &relu, py::arg("x"));
+    m.def("gradient_descent_update", &gradient_descent_update, py::arg("parameter"),
+          py::arg("gradient"), py::arg("learning_rate"));
     m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"));
     m.def("relu_backward", &relu_backward, py::arg("grad_y"), py::arg("y"));
     m.def("correlate2d_backward_weight", &correlate2d_backward_weight, py::arg("x"),

@@ -137,3 +137,44 @@ def test_get_and_repr():
     assert get(sgd) is sgd
     assert repr(sgd) == "SGD(momentum=0.9, nesterov=False, weight_decay=0.0)"
     assert isinstance(get("sgd"), Optimizer)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 6, 5, 5), (10,), (1176, 10), (700, 300), ()], ids=str)
+def test_gradient_descent_gives_numpys_numbers_bit_for_bit(rng, shape, dtype):
+    parameter = rng.standard_normal(shape).astype(dtype)
+    gradient = rng.standard_normal(shape).astype(dtype)
+    expected = parameter.copy()
+    expected -= 0.0123 * gradient
+    GradientDescent().update(parameter, gradient, 0.0123, {})
+    np.testing.assert_array_equal(parameter, expected, strict=True)
+
+
+def _view(array):
+    return array[:, ::2]
+
+
+@pytest.mark.parametrize(
+    "make_parameter, make_gradient",
+    [
+        pytest.param(lambda a: _view(a.copy()), lambda g: _view(g), id="strided-parameter"),
+        pytest.param(lambda a: a.copy(), lambda g: g.astype(np.float64), id="float64-gradient"),
+        pytest.param(lambda a: a.copy(), lambda g: g[:1], id="broadcast-gradient"),
+        pytest.param(lambda a: a.copy(), lambda g: g.T.copy().T, id="fortran-gradient"),
+    ],
+)
+def test_gradient_descent_takes_numpys_rule_for_any_other_arrays(rng, make_parameter,
+                                                                 make_gradient):
+    base = rng.standard_normal((4, 6)).astype(np.float32)
+    gradient = make_gradient(rng.standard_normal((4, 6)).astype(np.float32))
+    parameter, expected = make_parameter(base), make_parameter(base)
+    expected -= 0.5 * gradient
+    GradientDescent().update(parameter, gradient, 0.5, {})
+    np.testing.assert_array_equal(parameter, expected, strict=True)
+
+
+def test_gradient_descent_refuses_a_read_only_parameter_as_numpy_does(rng):
+    parameter = rng.standard_normal(5)
+    parameter.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        GradientDescent().update(parameter, np.ones(5), 0.1, {})

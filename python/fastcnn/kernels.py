@@ -27,6 +27,7 @@ __all__ = [
     "relu",
     "relu_backward",
     "softmax_cross_entropy",
+    "gradient_descent_update",
     "batchnorm_forward",
     "batchnorm_inference",
     "batchnorm_backward",
@@ -149,6 +150,19 @@ def softmax_cross_entropy(logits, labels):
     labels, ValueError for labels out of range or shapes that do not fit.
     """
     return _core.softmax_cross_entropy(logits, labels)
+
+
+def gradient_descent_update(parameter, gradient, learning_rate):
+    """``parameter -= learning_rate * gradient`` in place, in one C++ pass: the same
+    numbers as NumPy (the product rounded to the parameter's dtype, then subtracted)
+    without its temporary array.
+
+    parameter: a writeable C-contiguous float32 or float64 array; gradient: an array of
+    its shape and dtype (any layout); learning_rate: a float. Returns True when done,
+    False (parameter untouched) for anything else, which NumPy's general rule (with
+    broadcasting and casting) is left to handle.
+    """
+    return _core.gradient_descent_update(parameter, gradient, learning_rate)
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):

@@ -13,7 +13,7 @@ write-ups. The update rules match ``torch.optim.SGD`` and ``torch.optim.Adam``
 
 import numpy as np
 
-from . import _checks
+from . import _checks, kernels
 
 __all__ = ["Optimizer", "GradientDescent", "SGD", "Adam", "get"]
 
@@ -56,7 +56,10 @@ class GradientDescent(Optimizer):
     state_kinds = {}
 
     def update(self, parameter, gradient, learning_rate, state):
-        parameter -= learning_rate * gradient
+        # One C++ pass when it can (a third of the time of NumPy's two passes and
+        # temporary on a batch-1 step's small arrays), the same numbers either way.
+        if not kernels.gradient_descent_update(parameter, gradient, learning_rate):
+            parameter -= learning_rate * gradient
 
 
 class SGD(Optimizer):
