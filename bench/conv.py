@@ -142,10 +142,10 @@ def conv_section(settings, libraries, report):
                 timing = timings[alternative][index]
                 row.append(cell(timing, fastcnn_timing))
                 if index == 1 and isinstance(timing, Timing):
-                    report.ratios.append(
-                        ("Convolution, forward + backward", case.label, alternative,
-                         timing.seconds / fastcnn_timing.seconds)
-                    )
+                    key = ("Convolution, forward + backward", case.label, alternative)
+                    report.ratios.append((*key, timing.seconds / fastcnn_timing.seconds))
+                    report.shares[key] = (passes * case.forward_flops / timing.seconds / 1e9
+                                          / report.peak.gflops)
             rows.append(row)
         header = ["write-up: N, C, H, W, filters, k, stride, padding", "fastcnn",
                   "GFLOP/s (% of peak)"]

@@ -185,6 +185,8 @@ def end_to_end_section(settings, libraries, report, threads):
     for batch_size in EPOCH_BATCH_SIZES:
         fastcnn_result = results["fastcnn"][batch_size]
         fastcnn_timing = None if isinstance(fastcnn_result, str) else fastcnn_result.epoch_timing()
+        if fastcnn_timing is not None and fastcnn_result.peak_rss_mib is not None:
+            report.peak_memory_mib.append(fastcnn_result.peak_rss_mib)
         torch_result = results["PyTorch"][batch_size]
         row = [str(batch_size)] + epoch_cells(fastcnn_result)
         row += epoch_cells(torch_result, fastcnn_timing)

@@ -58,6 +58,8 @@ def matmul_section(settings, libraries, report):
                 if name != "fastcnn":
                     ratio = timing.seconds / fastcnn_timing.seconds
                     report.ratios.append(("Matmul", label, name, ratio))
+                    report.shares[("Matmul", label, name)] = (
+                        flops / timing.seconds / 1e9 / peaks[dtype])
             rows.append(row)
     notes = "\n".join(f"- BLAS, {line}" for line in blas_libraries(libraries.threadpoolctl))
     warning = openblas_warning()

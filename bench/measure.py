@@ -25,6 +25,7 @@ class Settings:
     writeup_epoch_images: int  # images the write-up-004 network trains on, then scaled
     test_images: int
     network_epoch_images: dict  # network section: {batch size: images timed}, then scaled
+    profile_steps: dict  # profile section: {batch size: steps timed layer by layer}
 
     @property
     def quick(self):
@@ -45,6 +46,7 @@ FULL = Settings(
     writeup_epoch_images=25,
     test_images=10_000,
     network_epoch_images={64: 1_920, 1: 300},
+    profile_steps={64: 30, 1: 300},
 )
 QUICK = Settings(
     name="quick",
@@ -60,6 +62,7 @@ QUICK = Settings(
     writeup_epoch_images=2,
     test_images=500,
     network_epoch_images={64: 128, 1: 8},
+    profile_steps={64: 2, 1: 3},
 )
 
 

@@ -162,10 +162,9 @@ def _steps_table(settings, torch, report):
                 row.append(cell(Timing(seconds[f"PyTorch {layout}"]), fastcnn_timing))
             faster = min(LAYOUTS, key=lambda layout: seconds[f"PyTorch {layout}"])
             row.append(f"{faster}: {format_rate(flops, seconds[f'PyTorch {faster}'], peak)}")
-            report.ratios.append(
-                ("Network training step", f"{name}, batch {batch}", "PyTorch",
-                 seconds[f"PyTorch {faster}"] / seconds["fastcnn"])
-            )
+            key = ("Network training step", f"{name}, batch {batch}", "PyTorch")
+            report.ratios.append((*key, seconds[f"PyTorch {faster}"] / seconds["fastcnn"]))
+            report.shares[key] = flops / seconds[f"PyTorch {faster}"] / 1e9 / peak
             rows.append(row)
     return table(
         ["network", "batch", "MFLOP per step", "fastcnn", "GFLOP/s (% of peak)",
@@ -242,6 +241,10 @@ def _epoch_table(settings, torch, report):
         for layout in LAYOUTS:
             timing = timings.get(f"PyTorch {layout}", "PyTorch not installed")
             row.append(cell(timing, timings["fastcnn"]))
+        if torch is not None:
+            faster = min(seconds[f"PyTorch {layout}"] for layout in LAYOUTS)
+            report.ratios.append(("Network epoch", f"SimpleCNN, batch {batch}", "PyTorch",
+                                  faster / seconds["fastcnn"]))
         rows.append(row)
     return source, table(["batch", "fastcnn", "PyTorch NCHW", "PyTorch channels_last"], rows)
 

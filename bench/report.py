@@ -22,6 +22,10 @@ class Report:
     checks: list = field(default_factory=list)
     sections: list = field(default_factory=list)  # Markdown text, in order
     ratios: list = field(default_factory=list)  # (section, case, alternative, ratio)
+    # (section, case, alternative) -> that alternative's share of the peak, where the
+    # case's FLOPs are counted: what a goal of k times its speed would need is k times it.
+    shares: dict = field(default_factory=dict)
+    peak_memory_mib: list = field(default_factory=list)  # fastcnn's, per end-to-end run
     peak: object = None  # peak.Peak: the rate every GFLOP/s is a share of
     started: float = field(default_factory=time.perf_counter)
 

@@ -33,16 +33,18 @@ from bench import machine  # noqa: E402
 from bench.chart import write_chart  # noqa: E402
 from bench.conv import conv_section  # noqa: E402
 from bench.end_to_end import end_to_end_section  # noqa: E402
+from bench.goals import goals_section  # noqa: E402
 from bench.libraries import find_libraries, version  # noqa: E402
 from bench.matmul import matmul_section  # noqa: E402
 from bench.measure import FULL, QUICK  # noqa: E402
 from bench.networks import networks_section  # noqa: E402
 from bench.peak import host_peak  # noqa: E402
 from bench.pool import pool_section  # noqa: E402
+from bench.profile import profile_section  # noqa: E402
 from bench.report import Report, checks_section, format_seconds  # noqa: E402
 from bench.threads import threads_section  # noqa: E402
 
-SECTIONS = ("conv", "pool", "matmul", "networks", "end-to-end", "threads")
+SECTIONS = ("conv", "pool", "matmul", "networks", "profile", "end-to-end", "threads")
 DEFAULT_OUT = Path(__file__).resolve().with_name("results.md")
 
 
@@ -143,6 +145,8 @@ def _run_sections(sections, settings, libraries, report, threads):
         matmul_section(settings, libraries, report)
     if "networks" in sections:
         networks_section(settings, libraries, report)
+    if "profile" in sections:
+        profile_section(settings, libraries, report)
     if "end-to-end" in sections:
         end_to_end_section(settings, libraries, report, threads)
     if "threads" in sections:
@@ -190,7 +194,9 @@ def main(argv=None, prog="python bench/run.py"):
         chart_note = f"`{chart_path.name}`, beside this file\n\n![ratios]({chart_path.name})"
     header = _header(settings, threads, blas_threads, config, report.peak, load_at_start,
                      time.perf_counter() - report.started, chart_note)
-    text = "\n\n".join([header, checks_section(report)] + report.sections) + "\n"
+    goals = goals_section(report)
+    text = "\n\n".join([header, checks_section(report)] + ([goals] if goals else [])
+                         + report.sections) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     if libraries.matplotlib is not None and report.ratios:

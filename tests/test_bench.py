@@ -18,7 +18,7 @@ from fastcnn.models import PRESETS
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))  # bench/ is a folder of the checkout, not installed
-from bench import conv, end_to_end, networks, run, writeups  # noqa: E402
+from bench import conv, end_to_end, goals, networks, profile, report, run, writeups  # noqa: E402
 
 HEADINGS = (
     "# fastcnn benchmark",
@@ -30,6 +30,8 @@ HEADINGS = (
     "## Matmul",
     "## Networks: one training step, and a SimpleCNN epoch (float32)",
     "### SimpleCNN epoch: 60,000 images",
+    "## Profile: where a training step's time goes (float32)",
+    "## Goals",
     "## End to end: one epoch of write-up 004's SimpleCNN",
     "## Thread scaling: convolution forward + backward, batch cases",
 )
@@ -236,3 +238,41 @@ def test_pytorch_epoch_trains():
     assert result.images == 128
     assert result.seconds > 0
     assert 0 <= result.test_accuracy <= 1
+
+
+def test_goals_say_met_or_missed_and_the_share_of_peak_a_goal_needs():
+    square, shape = goals.SQUARE[0], goals.NETWORK_SHAPES[1]
+    result = report.Report()
+    result.ratios = [("Matmul", square, "NumPy @", 0.9), ("Matmul", shape, "NumPy @", 1.5),
+                     ("Matmul", square, "PyTorch", 0.1)]
+    result.shares = {("Matmul", square, "NumPy @"): 0.8}
+    result.peak_memory_mib = [350.0, 420.0]
+    text = goals.goals_section(result)
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "0.90×" in rows[square] and "**missed**" in rows[square]
+    assert "80% → 80%" in rows[square]  # OpenBLAS at 80 % of peak; the goal is 1.0×
+    assert "1.50×" in rows[shape] and "| met |" in rows[shape]
+    assert "420 MiB" in rows["end to end, fresh process"]
+    assert "**missed**" in rows["end to end, fresh process"]
+    assert "GEMM, square: " in text and "GEMM, network shapes: " not in text  # met
+    assert goals.goals_section(report.Report()) is None
+
+
+def test_every_goal_names_a_section_the_benchmark_reports():
+    sections = {"Matmul", "Convolution, forward + backward", "Network training step",
+                "Network epoch", "Max-pool 2×2, forward + backward"}
+    assert {goal.section for goal in goals.GOALS} <= sections
+    # the conv goals' cases are cases the conv section runs
+    labels = {case.label for case in conv.CONV_CASES}
+    for goal in goals.GOALS:
+        if goal.section.startswith("Convolution"):
+            assert set(goal.cases) <= labels, goal.name
+
+
+def test_the_profile_counts_a_layers_forward_and_backward_flops():
+    layers = networks.build(PRESETS["simplecnn"].layers(), (1, 28, 28))
+    first = 2 * 64 * 28 * 28 * 6 * 1 * 25
+    assert profile._layer_flops(layers[0], 64, True) == (first, first)
+    dense = 2 * 64 * 6 * 14 * 14 * 10
+    assert profile._layer_flops(layers[-1], 64, False) == (dense, 2 * dense)
+    assert profile._layer_flops(layers[1], 64, False) is None
