@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -88,8 +90,16 @@ int64_t memory_bytes() {
 // machine down. (The product is taken in double: it cannot overflow.)
 void require_fits_in_memory(const std::vector<py::ssize_t>& shape, int64_t item_size,
                             const std::string& what) {
-    double bytes = double(item_size);
-    for (py::ssize_t extent : shape) bytes *= double(extent);
+    double bytes = double(item_size), span = double(item_size);
+    for (py::ssize_t extent : shape) {
+        bytes *= double(extent);
+        span *= double(std::max<py::ssize_t>(extent, 1));
+    }
+    // An empty array still gets strides, the products of its other extents: they
+    // must fit in ssize_t (NumPy refuses such a shape as "too big" too).
+    if (span > double(PTRDIFF_MAX))
+        throw std::invalid_argument(what + " of shape " + shape_text(shape) +
+                                    " is too big: its strides would not fit in 64 bits");
     static const int64_t memory = memory_bytes();  // asked once: a system call
     if (bytes > double(memory))
         throw std::invalid_argument(what + " of shape " + shape_text(shape) + " would take " +

@@ -216,6 +216,18 @@ CASES = [
          r"\bargmax\b", id="maxpool2d_backward-argmax-None"),
     case(lambda: kernels.avgpool2d(None), TypeError, r"\bx\b", id="avgpool2d-x-None"),
     case(lambda: kernels.matmul(None, B), TypeError, r"\ba\b", id="matmul-a-None"),
+    # empty outputs whose other extents are too big to index: NumPy's "too big", not an
+    # overflow in the strides
+    case(lambda: kernels.maxpool2d_backward(np.ones((0, 3, 3, 3)), np.zeros((0, 3, 3, 3),
+                                                                        np.int64),
+                                            (2**31 - 1, 2**31 - 1)),
+         ValueError, "strides would not fit", id="maxpool2d_backward-empty-huge-input_size"),
+    case(lambda: kernels.avgpool2d_backward(np.ones((0, 3, 1, 1)), (2**31 - 1, 2**31 - 1),
+                                            size=2**31 - 1),
+         ValueError, "strides would not fit", id="avgpool2d_backward-empty-huge-input_size"),
+    case(lambda: kernels.convolve2d_full(np.ones((0, 4, 1, 1)), W, (2**31 - 1, 2**31 - 1),
+                                         stride=2**31 - 1),
+         ValueError, "strides would not fit", id="convolve2d_full-empty-huge-input_size"),
 ]
 
 
