@@ -61,6 +61,18 @@ constexpr int kGemmSmallMaxVectors = 4;
 // registers), 6 rows 3 or 4 vectors wide (18–24).
 constexpr int kGemmSmallRowsNarrow = 8;
 constexpr int kGemmSmallRowsWide = 6;
+// A product of one row (a batch of one) sums its k in this many interleaved
+// accumulators, added pairwise at the end: FMA latency (4 cycles) × 2 pipes
+// would leave one chain at 1/8 of the FMA rate; 4 chains are as fast as the
+// loads of B (one row of B per step) allow.
+constexpr int kGemmRowSplits = 4;
+// Dot path (a few rows of A against Bᵀ read in place, lanes over k): taken
+// when m·(k/L + kGemmDotLaneSumCost) ≤ k, i.e. when its loads of Bᵀ (k/L per
+// row and column) plus the sum across lanes (2(L−1) shuffles per L columns,
+// about 2 per column) cost less than copying B once (k per column, scalar).
+constexpr int64_t kGemmDotLaneSumCost = 2;
+// Its threads claim one row × this many vectors of columns at a time.
+constexpr int64_t kGemmDotColumnVectors = 4;
 
 namespace tuning {
 
