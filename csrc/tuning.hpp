@@ -23,6 +23,10 @@ constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
 // free, so a preempted vCPU does not set the pace.
 constexpr int64_t kGemmChunksPerThread = 4;
 
+// kernels.matmul keeps the GIL below this many multiply-adds (about 1 µs of
+// one core): releasing and retaking it costs ~0.1 µs, a tenth of such a call.
+constexpr int64_t kGemmReleaseGilWork = int64_t(1) << 15;
+
 // Register tiles of the packed path: MR rows × kGemmTileVectors vectors of
 // accumulators. 12×2 zmm fill 24 of AVX-512's 32 registers (≥ 8 independent
 // FMAs cover 4-cycle latency × 2 pipes, whether the pipes are 512 bits wide or
