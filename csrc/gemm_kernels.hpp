@@ -153,105 +153,130 @@ FASTCNN_INLINE void pack_b(const MatrixRef<T>& b, int64_t row0, int64_t kc, int6
     }
 }
 
+// The last vector of the unpacked path's tiles when the columns left fit in
+// half a vector: AVX-512's 256-bit registers (masked with AVX-512VL), so a
+// dense layer's 10 float64 outputs take 8 + 4 lanes, not 8 + 8. (Zen 4 and
+// others run a 512-bit FMA as two 256-bit halves: 3 halves per step, not 4.)
+template <class Isa, typename T>
+struct HalfLanes {
+    using type = typename Isa::template Lanes<T>;  // no narrower vector: a whole one
+};
+#if FASTCNN_X86_DISPATCH
+template <typename T>
+struct Avx512HalfLanes {
+    static constexpr int L = 32 / int(sizeof(T));
+    using V = Vec<T, L>;
+    using Mask = __mmask8;
+    static FASTCNN_INLINE Mask mask(int lanes) { return lanes >= 8 ? Mask(0xff) : Mask((1u << lanes) - 1); }
+    static FASTCNN_INLINE_AVX512 void load(V& v, const T* p, Mask m) {
+        if constexpr (sizeof(T) == 4)
+            v = _mm256_maskz_loadu_ps(m, p);
+        else
+            v = _mm256_maskz_loadu_pd(m, p);
+    }
+    static FASTCNN_INLINE_AVX512 void store(T* p, const V& v, Mask m) {
+        if constexpr (sizeof(T) == 4)
+            _mm256_mask_storeu_ps(p, m, v);
+        else
+            _mm256_mask_storeu_pd(p, m, v);
+    }
+};
+template <typename T>
+struct HalfLanes<Avx512Isa, T> {
+    using type = Avx512HalfLanes<T>;
+};
+#endif
+
+// A tile's row of B is NF whole vectors then one `Tail` vector (a whole one
+// or HalfLanes) of which `last` lanes are used.
 // sum[i] += a[i]·(B's row) for one k-step, then a and b move to the next.
 // (A function, not a lambda: a lambda would not get the instruction set's target.)
-template <class Isa, typename T, int R, int NV>
-FASTCNN_INLINE void small_step(typename Isa::template Lanes<T>::V (&sum)[R][NV], const T*& a,
-                               int64_t a_row_stride, int64_t a_col_stride, const T*& b, int64_t ldb,
-                               typename Isa::template Lanes<T>::Mask last) {
-    using Ln = typename Isa::template Lanes<T>;
-    using V = typename Ln::V;
-    constexpr int L = Ln::L;
-    V row[NV];
+template <class Isa, typename T, int R, int NF, class Tail>
+FASTCNN_INLINE void small_step(typename Isa::template Lanes<T>::V (&sum)[R][NF + 1],
+                               typename Tail::V (&tail)[R], const T*& a, int64_t a_row_stride,
+                               int64_t a_col_stride, const T*& b, int64_t ldb,
+                               typename Tail::Mask last) {
+    using V = typename Isa::template Lanes<T>::V;
+    constexpr int L = Isa::template Lanes<T>::L;
+    V row[NF + 1];
 #pragma GCC unroll 4
-    for (int j = 0; j + 1 < NV; ++j) row[j] = load_vector<V>(b + j * L);
-    Ln::load(row[NV - 1], b + (NV - 1) * L, last);
+    for (int j = 0; j < NF; ++j) row[j] = load_vector<V>(b + j * L);
+    typename Tail::V row_tail;
+    Tail::load(row_tail, b + NF * L, last);
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
         const T scale = a[i * a_row_stride];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) sum[i][j] += row[j] * scale;
+        for (int j = 0; j < NF; ++j) sum[i][j] += row[j] * scale;
+        tail[i] += row_tail * scale;
     }
     a += a_col_stride;
     b += ldb;
 }
 
-// C[R×(NV vectors)] (=|+=) A[R×k]·B[k×(NV vectors)] read in place: A broadcast
-// from its rows (any strides), B's rows loaded as vectors (the last one
-// partial, `last`), the whole k in one pass, C written once. With S > 1 the
-// k-steps p ≡ s (mod S) go to their own accumulators, added pairwise at the
-// end: a single row (a batch of one) then has S independent chains of FMAs
-// instead of one chain as long as k.
-template <class Isa, typename T, int R, int NV, int S = 1>
-FASTCNN_INLINE void small_tile(int64_t k, const T* a, int64_t a_row_stride,
-                               int64_t a_col_stride, const T* b, int64_t ldb,
-                               typename Isa::template Lanes<T>::Mask last, T* __restrict c,
+// C[R×(NF vectors + a Tail)] (=|+=) A[R×k]·B[k×(the same)] read in place: A
+// broadcast from its rows (any strides), B's rows loaded as vectors, the whole
+// k in one pass, C written once. With S > 1 the k-steps p ≡ s (mod S) go to
+// their own accumulators, added pairwise at the end: a single row (a batch of
+// one) then has S independent chains of FMAs instead of one chain as long as k.
+template <class Isa, typename T, int R, int NF, class Tail, int S = 1>
+FASTCNN_INLINE void small_tile(int64_t k, const T* a, int64_t a_row_stride, int64_t a_col_stride,
+                               const T* b, int64_t ldb, typename Tail::Mask last, T* __restrict c,
                                int64_t ldc, bool accumulate) {
-    using Ln = typename Isa::template Lanes<T>;
-    using V = typename Ln::V;
-    constexpr int L = Ln::L;
-    V acc[S][R][NV] = {};
+    using V = typename Isa::template Lanes<T>::V;
+    using VT = typename Tail::V;
+    constexpr int L = Isa::template Lanes<T>::L;
+    V acc[S][R][NF + 1] = {};
+    VT tail[S][R] = {};
     int64_t p = 0;
     for (; p + S <= k; p += S)
 #pragma GCC unroll 8
         for (int s = 0; s < S; ++s)
-            small_step<Isa, T, R, NV>(acc[s], a, a_row_stride, a_col_stride, b, ldb, last);
+            small_step<Isa, T, R, NF, Tail>(acc[s], tail[s], a, a_row_stride, a_col_stride, b, ldb, last);
 #pragma GCC unroll 8
     for (int s = 0; s + 1 < S; ++s)  // constant indices: acc stays in registers
-        if (p + s < k) small_step<Isa, T, R, NV>(acc[s], a, a_row_stride, a_col_stride, b, ldb, last);
+        if (p + s < k)
+            small_step<Isa, T, R, NF, Tail>(acc[s], tail[s], a, a_row_stride, a_col_stride, b, ldb, last);
 #pragma GCC unroll 8
     for (int half = S / 2; half > 0; half /= 2)
 #pragma GCC unroll 8
         for (int s = 0; s < half; ++s)
 #pragma GCC unroll 16
-            for (int i = 0; i < R; ++i)
+            for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 4
-                for (int j = 0; j < NV; ++j) acc[s][i][j] += acc[s + half][i][j];
+                for (int j = 0; j < NF; ++j) acc[s][i][j] += acc[s + half][i][j];
+                tail[s][i] += tail[s + half][i];
+            }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
         T* out = c + i * ldc;
 #pragma GCC unroll 4
-        for (int j = 0; j + 1 < NV; ++j) {
+        for (int j = 0; j < NF; ++j) {
             if (accumulate) acc[0][i][j] = load_vector<V>(out + j * L) + acc[0][i][j];
             store_vector(out + j * L, acc[0][i][j]);
         }
         if (accumulate) {
-            V old;
-            Ln::load(old, out + (NV - 1) * L, last);
-            acc[0][i][NV - 1] += old;
+            VT old;
+            Tail::load(old, out + NF * L, last);
+            tail[0][i] += old;
         }
-        Ln::store(out + (NV - 1) * L, acc[0][i][NV - 1], last);
+        Tail::store(out + NF * L, tail[0][i], last);
     }
 }
 
 // The rows' tiles of one block of columns: as many R-row tiles as fit, then
 // one tile of the rows left.
-template <class Isa, typename T, int NV, int R>
+template <class Isa, typename T, int NF, class Tail, int R>
 FASTCNN_INLINE void small_rows(int64_t rows, int64_t k, const T* a, int64_t a_row_stride,
                                int64_t a_col_stride, const T* b, int64_t ldb,
-                               typename Isa::template Lanes<T>::Mask last, T* c, int64_t ldc,
-                               bool accumulate) {
+                               typename Tail::Mask last, T* c, int64_t ldc, bool accumulate) {
     for (; rows >= R; rows -= R, a += R * a_row_stride, c += R * ldc)
-        small_tile<Isa, T, R, NV>(k, a, a_row_stride, a_col_stride, b, ldb, last, c, ldc, accumulate);
+        small_tile<Isa, T, R, NF, Tail>(k, a, a_row_stride, a_col_stride, b, ldb, last, c, ldc,
+                                        accumulate);
     if constexpr (R > 1)
         if (rows > 0)
-            small_rows<Isa, T, NV, R - 1>(rows, k, a, a_row_stride, a_col_stride, b, ldb, last, c,
-                                          ldc, accumulate);
-}
-
-// small_rows, or for a product of one row (a batch of one) one tile that
-// splits its k (kGemmRowSplits).
-template <class Isa, typename T, int NV, int R>
-FASTCNN_INLINE void small_rows_or_row(bool one_row, int64_t rows, int64_t k, const T* a,
-                                      int64_t a_row_stride, int64_t a_col_stride, const T* b,
-                                      int64_t ldb, typename Isa::template Lanes<T>::Mask last, T* c,
-                                      int64_t ldc, bool accumulate) {
-    if (one_row)
-        small_tile<Isa, T, 1, NV, kGemmRowSplits>(k, a, a_row_stride, a_col_stride, b, ldb, last, c,
-                                                  ldc, accumulate);
-    else
-        small_rows<Isa, T, NV, R>(rows, k, a, a_row_stride, a_col_stride, b, ldb, last, c, ldc,
-                                  accumulate);
+            small_rows<Isa, T, NF, Tail, R - 1>(rows, k, a, a_row_stride, a_col_stride, b, ldb, last,
+                                                c, ldc, accumulate);
 }
 
 // What the unpacked path multiplies: C[m×n] (=|+=) A·B, k split in steps of kc.
@@ -263,6 +288,38 @@ struct SmallProduct {
     int64_t ldc;
     bool accumulate;
 };
+
+// One block of columns, NF whole vectors and a Tail of `tail_lanes` lanes
+// wide: small_rows, or for a product of one row (a batch of one) one tile
+// that splits its k (kGemmRowSplits).
+template <class Isa, typename T, int NF, class Tail, int R>
+FASTCNN_INLINE void small_columns(bool one_row, int64_t rows, int64_t k, const T* a,
+                                  int64_t a_row_stride, int64_t a_col_stride, const T* b,
+                                  int64_t ldb, int tail_lanes, T* c, int64_t ldc, bool accumulate) {
+    const auto last = Tail::mask(tail_lanes);
+    if (one_row)
+        small_tile<Isa, T, 1, NF, Tail, kGemmRowSplits>(k, a, a_row_stride, a_col_stride, b, ldb,
+                                                        last, c, ldc, accumulate);
+    else
+        small_rows<Isa, T, NF, Tail, R>(rows, k, a, a_row_stride, a_col_stride, b, ldb, last, c, ldc,
+                                        accumulate);
+}
+
+// The same with the tail a half vector when it fits in one.
+template <class Isa, typename T, int NV, int R>
+FASTCNN_INLINE void small_columns_any_tail(bool one_row, int64_t rows, int64_t k, const T* a,
+                                           int64_t a_row_stride, int64_t a_col_stride, const T* b,
+                                           int64_t ldb, int tail_lanes, T* c, int64_t ldc,
+                                           bool accumulate) {
+    using Whole = typename Isa::template Lanes<T>;
+    using Half = typename HalfLanes<Isa, T>::type;
+    if (Half::L < Whole::L && tail_lanes <= Half::L)
+        small_columns<Isa, T, NV - 1, Half, R>(one_row, rows, k, a, a_row_stride, a_col_stride, b,
+                                               ldb, tail_lanes, c, ldc, accumulate);
+    else
+        small_columns<Isa, T, NV - 1, Whole, R>(one_row, rows, k, a, a_row_stride, a_col_stride, b,
+                                                ldb, tail_lanes, c, ldc, accumulate);
+}
 
 // Rows [row0, row1) × columns [col0, col1) of a SmallProduct, in blocks of
 // up to MaxNV vectors of columns. When B's rows are not contiguous, each
@@ -276,7 +333,7 @@ FASTCNN_INLINE void small_block(const SmallProduct<T>& s, int64_t row0, int64_t 
     for (int64_t jb = col0; jb < col1; jb += NB) {
         const int64_t width = std::min<int64_t>(NB, col1 - jb);
         const int vectors = int((width + L - 1) / L);
-        const auto last = Ln::mask(int(width - (vectors - 1) * L));
+        const int tail = int(width - (vectors - 1) * L);
         for (int64_t pc = 0; pc < s.k; pc += s.kc) {
             const int64_t kc = std::min(s.kc, s.k - pc);
             const T* b = s.b.data + pc * s.b.row_stride + jb * s.b.col_stride;
@@ -290,29 +347,29 @@ FASTCNN_INLINE void small_block(const SmallProduct<T>& s, int64_t row0, int64_t 
             }
             const T* a = s.a.data + row0 * s.a.row_stride + pc * s.a.col_stride;
             T* c = s.c + row0 * s.ldc + jb;
-            const bool accumulate = s.accumulate || pc > 0;
+            const bool accumulate = s.accumulate || pc > 0, one_row = s.m == 1;
             const int64_t rows = row1 - row0;
             const int64_t ars = s.a.row_stride, acs = s.a.col_stride, ldc = s.ldc;
             constexpr int narrow = kRegisters == 32 ? kGemmSmallRowsNarrow : kGemmSmallRowsWide;
             // (No lambdas here: they would not get the instruction set's target.)
             switch (vectors) {
                 case 1:
-                    small_rows_or_row<Isa, T, 1, kGemmSmallRowsNarrow>(s.m == 1, rows, kc, a, ars, acs, b,
-                                                                       ldb, last, c, ldc, accumulate);
+                    small_columns_any_tail<Isa, T, 1, kGemmSmallRowsNarrow>(
+                        one_row, rows, kc, a, ars, acs, b, ldb, tail, c, ldc, accumulate);
                     break;
                 case 2:
-                    small_rows_or_row<Isa, T, 2, narrow>(s.m == 1, rows, kc, a, ars, acs, b, ldb, last, c,
-                                                         ldc, accumulate);
+                    small_columns_any_tail<Isa, T, 2, narrow>(one_row, rows, kc, a, ars, acs, b, ldb,
+                                                              tail, c, ldc, accumulate);
                     break;
                 case 3:
                     if constexpr (MaxNV >= 3)
-                        small_rows_or_row<Isa, T, 3, kGemmSmallRowsWide>(s.m == 1, rows, kc, a, ars, acs,
-                                                                         b, ldb, last, c, ldc, accumulate);
+                        small_columns_any_tail<Isa, T, 3, kGemmSmallRowsWide>(
+                            one_row, rows, kc, a, ars, acs, b, ldb, tail, c, ldc, accumulate);
                     break;
                 default:
                     if constexpr (MaxNV >= 4)
-                        small_rows_or_row<Isa, T, 4, kGemmSmallRowsWide>(s.m == 1, rows, kc, a, ars, acs,
-                                                                         b, ldb, last, c, ldc, accumulate);
+                        small_columns_any_tail<Isa, T, 4, kGemmSmallRowsWide>(
+                            one_row, rows, kc, a, ars, acs, b, ldb, tail, c, ldc, accumulate);
                     break;
             }
         }

@@ -16,8 +16,8 @@ namespace fastcnn {
 // next kernel call comes sooner than that, and a futex wake-up costs ~50 µs.
 constexpr int kSpinMicroseconds = 150;
 
-// A thread joins a product only for this many multiply-adds or more (~5 µs of
-// one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
+// A thread joins a product only for this many float32 multiply-adds or more
+// (float64 ones count double; ~5 µs of one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
 constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
 // Work is cut into about this many chunks per thread, claimed as threads come
 // free, so a preempted vCPU does not set the pace.
