@@ -263,8 +263,11 @@ template <typename T>
 void gemm_any(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
               bool accumulate, bool allow_threads) {
     const Kernels<T>& kernels = kernels_for<T>(active_simd());
-    // float64 runs at half float32's rate: its multiply-adds count double.
-    const int team = team_for(m * n * k * int64_t(sizeof(T) / sizeof(float)), allow_threads);
+    // float64 runs at half float32's rate: its multiply-adds count double. A
+    // product of a few rows waits on loads of B, not on FMAs: it counts as
+    // kGemmLoadBoundRows rows.
+    const int64_t rows_cost = std::max(m, kGemmLoadBoundRows);
+    const int team = team_for(rows_cost * n * k * int64_t(sizeof(T) / sizeof(float)), allow_threads);
     // A few rows against Bᵀ (a dense layer's input gradient): copying B to
     // rows would cost more than m dot products along k, each k/L loads and
     // one sum across lanes.
