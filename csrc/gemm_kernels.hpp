@@ -1,8 +1,10 @@
 // The GEMM's inner kernels, written once over an instruction set (see
 // simd_lanes.hpp) and instantiated in gemm.cpp inside a function built for
-// each set. Every C element is one register's sum over k in increasing order,
-// added to C (or written) once per k-step, whichever tile or thread computes
-// it: results do not depend on the tiling or the thread count.
+// each set. Every C element is one register's sum over k in increasing order
+// (a product of one row: 4 interleaved sums, added pairwise; the dot path:
+// one per lane, added as a tree), added to C (or written) once per k-step.
+// The path and k-steps follow from the shape alone, and every tile or thread
+// sums an element the same way: results do not depend on the thread count.
 #pragma once
 
 #include <algorithm>

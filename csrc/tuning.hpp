@@ -17,7 +17,8 @@ namespace fastcnn {
 constexpr int kSpinMicroseconds = 150;
 
 // A thread joins a product only for this many float32 multiply-adds or more
-// (float64 ones count double; ~5 µs of one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
+// (float64 ones count double; ~5 µs of one core at 50 GFLOP/s), well above a
+// spinning worker's start-up of ~1 µs.
 constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
 // A product of fewer rows than this is paced by its loads of B (one vector of
 // B per row's FMA, from L2 when B outgrows L1), each worth about this many
