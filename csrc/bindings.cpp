@@ -8,9 +8,10 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,7 @@
 #include "parallel.hpp"
 #include "pool.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
 #include "workspace.hpp"
 
 namespace py = pybind11;
@@ -663,13 +665,17 @@ fastcnn::MatrixRef<T> matrix_ref(const py::array& a, bool transpose) {
     return transpose ? fastcnn::MatrixRef<T>{data, cols, rows} : fastcnn::MatrixRef<T>{data, rows, cols};
 }
 
-// Strides that are not whole elements (possible with some views) get a copy.
+// Strides that are not whole elements (possible with some views) get a copy,
+// as does data in the other byte order (read from the descriptor: asking the
+// dtype's `isnative` attribute costs a Python attribute lookup per call).
 template <typename T>
 py::array element_strided(const py::array& a, const std::string& name) {
     const bool whole = a.strides(0) % py::ssize_t(sizeof(T)) == 0 &&
                        a.strides(1) % py::ssize_t(sizeof(T)) == 0 &&
                        reinterpret_cast<std::uintptr_t>(a.data()) % sizeof(T) == 0;
-    if (whole && a.dtype().attr("isnative").cast<bool>()) return a;
+    const char order = a.dtype().byteorder();
+    constexpr char kNative = PY_BIG_ENDIAN ? '>' : '<';
+    if (whole && (order == '=' || order == '|' || order == kNative)) return a;
     require_fits_in_memory(shape_of(a), sizeof(T), "a copy of " + name);
     return contiguous<T>(py::array(a.attr("copy")()), name);
 }
@@ -681,12 +687,29 @@ py::array run_matmul(const py::array& a_in, const py::array& b_in, bool transpos
     const auto a_ref = matrix_ref<T>(a, transpose_a), b_ref = matrix_ref<T>(b, transpose_b);
     auto c = new_array<T>({m, n}, "the output");
     T* out = c.mutable_data();
-    py::gil_scoped_release release;
+    // Releasing the GIL and taking it back costs more than a tiny product.
+    std::optional<py::gil_scoped_release> release;
+    if (m * n * k >= fastcnn::kGemmReleaseGilWork) release.emplace();
     fastcnn::gemm<T>(m, n, k, a_ref, b_ref, out, n, false, true);
     return c;
 }
 
-py::array matmul(py::object a_obj, py::object b_obj, bool transpose_a, bool transpose_b) {
+// A transpose flag: True, False or a NumPy bool, nothing else (an int or None
+// is more likely a misplaced argument than a flag).
+bool transpose_flag(py::handle flag, const char* name) {
+    if (flag.ptr() == Py_True) return true;
+    if (flag.ptr() == Py_False) return false;
+    static PyObject* const numpy_bool = py::object(py::module_::import("numpy").attr("bool_")).release().ptr();
+    if (!PyObject_TypeCheck(flag.ptr(), reinterpret_cast<PyTypeObject*>(numpy_bool)))
+        throw py::type_error(std::string(name) + " must be True or False, got " +
+                             py::repr(flag).cast<std::string>());
+    return PyObject_IsTrue(flag.ptr()) == 1;
+}
+
+py::array matmul(py::handle a_obj, py::handle b_obj, py::handle transpose_a_obj,
+                 py::handle transpose_b_obj) {
+    const bool transpose_a = transpose_flag(transpose_a_obj, "transpose_a");
+    const bool transpose_b = transpose_flag(transpose_b_obj, "transpose_b");
     const py::array a = float_array(a_obj, "a", 2, "(rows, columns)");
     const py::array b = float_array(b_obj, "b", 2, "(rows, columns)");
     require_same_dtype(b, "b", a, "a");
@@ -868,8 +891,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("stride") = py::none());
     m.def("avgpool2d_backward", &avgpool2d_backward, py::arg("grad_y"), py::arg("input_size"),
           py::arg("size") = 2, py::arg("stride") = py::none());
-    m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a") = false,
-          py::arg("transpose_b") = false);
+    m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("transpose_a") = py::bool_(false),
+          py::arg("transpose_b") = py::bool_(false));
 
     m.def("fma_peak", &fma_peak, py::arg("dtype"), py::arg("threads") = 1,
           py::arg("seconds") = 0.2,

@@ -22,12 +22,15 @@ template <typename T>
 struct Kernels {
     int mr, nr;           // the packed path's register tile
     int64_t small_width;  // the unpacked path's widest block of columns
+    int64_t lanes;        // one vector's elements: the dot path's columns per tile
     void (*pack_a)(const MatrixRef<T>&, int64_t row0, int64_t rows, int64_t col0, int64_t kc, T* out);
     void (*pack_b)(const MatrixRef<T>&, int64_t row0, int64_t kc, int64_t col0, int64_t cols, T* out);
     void (*packed_block)(int64_t kc, const T* a, int64_t rows, const T* b, int64_t cols,
                          const OutputRef<T>& c, bool accumulate);
     void (*small_block)(const SmallProduct<T>&, int64_t row0, int64_t row1, int64_t col0,
                         int64_t col1, T* scratch);
+    void (*dot_block)(const SmallProduct<T>&, int64_t row0, int64_t row1, int64_t col0,
+                      int64_t col1, T* scratch);
 };
 
 // Each set's entry points: the templates of gemm_kernels.hpp inlined into a
@@ -54,11 +57,16 @@ struct Kernels {
         small_block<ISA, T, SMALL_NV>(s, row0, row1, col0, col1, scratch);                      \
     }                                                                                           \
     template <typename T>                                                                       \
+    TARGET void PREFIX##_dot_block(const SmallProduct<T>& s, int64_t row0, int64_t row1,        \
+                                   int64_t col0, int64_t col1, T* scratch) {                    \
+        dot_block<ISA, T>(s, row0, row1, col0, col1, scratch);                                  \
+    }                                                                                           \
+    template <typename T>                                                                       \
     Kernels<T> PREFIX##_kernels() {                                                             \
         constexpr int L = ISA::Lanes<T>::L;                                                     \
         return {MR,                    NV * L,                    SMALL_NV * L,                 \
-                PREFIX##_pack_a<T>,    PREFIX##_pack_b<T>,        PREFIX##_packed_block<T>,     \
-                PREFIX##_small_block<T>};                                                       \
+                L,                     PREFIX##_pack_a<T>,        PREFIX##_pack_b<T>,           \
+                PREFIX##_packed_block<T>, PREFIX##_small_block<T>, PREFIX##_dot_block<T>};      \
     }
 
 // Tile sizes: see tuning.hpp.
@@ -89,6 +97,15 @@ int team_for(int64_t work, bool allow_threads) {
     return int(std::clamp<int64_t>(work / kGemmMinThreadWork, 1, num_threads()));
 }
 
+// body(0) alone for a team of one (no std::function, no pool), else parallel_claim.
+template <typename Body>
+void claim(int team, const Body& body) {
+    if (team == 1)
+        body(0);
+    else
+        parallel_claim(team, body);
+}
+
 // k split into equal steps of at most `most` (a multiple of 8): the steps
 // depend on k and the caches only, so sums run in the same order whatever the
 // thread count.
@@ -114,11 +131,29 @@ void gemm_small(const Kernels<T>& kernels, const SmallProduct<T>& product, int t
     const int64_t scratch_size = product.b.col_stride == 1 ? 0 : product.kc * width;
     T* scratch = thread_workspace<T>(scratch_size * team);
     std::atomic<int64_t> next{0};
-    parallel_claim(team, [&](int thread) {
+    claim(team, [&](int thread) {
         for (int64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
             const int64_t row0 = chunk / column_blocks * chunk_rows, col0 = chunk % column_blocks * width;
             kernels.small_block(product, row0, std::min(product.m, row0 + chunk_rows), col0,
                                 std::min(product.n, col0 + width), scratch + thread * scratch_size);
+        }
+    });
+}
+
+// The dot path: chunks of (one row × kGemmDotColumnVectors vectors of
+// columns) claimed by the team's threads.
+template <typename T>
+void gemm_dot(const Kernels<T>& kernels, const SmallProduct<T>& product, int team) {
+    const int64_t width = kGemmDotColumnVectors * kernels.lanes;
+    const int64_t column_blocks = ceil_div(product.n, width), chunks = product.m * column_blocks;
+    const int64_t scratch_size = product.a.col_stride == 1 ? 0 : round_up(product.k, 16);
+    T* scratch = thread_workspace<T>(scratch_size * team);
+    std::atomic<int64_t> next{0};
+    claim(team, [&](int thread) {
+        for (int64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
+            const int64_t row = chunk / column_blocks, col0 = chunk % column_blocks * width;
+            kernels.dot_block(product, row, row + 1, col0, std::min(product.n, col0 + width),
+                              scratch + thread * scratch_size);
         }
     });
 }
@@ -228,7 +263,19 @@ template <typename T>
 void gemm_any(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
               bool accumulate, bool allow_threads) {
     const Kernels<T>& kernels = kernels_for<T>(active_simd());
-    const int team = team_for(m * n * k, allow_threads);
+    // float64 runs at half float32's rate: its multiply-adds count double. A
+    // product of a few rows waits on loads of B, not on FMAs: it counts as
+    // kGemmLoadBoundRows rows.
+    const int64_t rows_cost = std::max(m, kGemmLoadBoundRows);
+    const int team = team_for(rows_cost * n * k * int64_t(sizeof(T) / sizeof(float)), allow_threads);
+    // A few rows against Bᵀ (a dense layer's input gradient): copying B to
+    // rows would cost more than m dot products along k, each k/L loads and
+    // one sum across lanes.
+    if (b.row_stride == 1 && b.col_stride != 1 &&
+        m * (ceil_div(k, kernels.lanes) + kGemmDotLaneSumCost) <= k) {
+        gemm_dot(kernels, SmallProduct<T>{m, n, k, k, a, b, c, ldc, accumulate}, team);
+        return;
+    }
     if (std::min({m, n, k}) <= kGemmSmallMaxSide || m * n * k <= kGemmSmallMaxWork) {
         const int64_t kc_most = std::max<int64_t>(
             8, round_down(cpu_caches().l2 / kGemmL2Share / (kernels.small_width * int64_t(sizeof(T))), 8));

@@ -16,12 +16,21 @@ namespace fastcnn {
 // next kernel call comes sooner than that, and a futex wake-up costs ~50 µs.
 constexpr int kSpinMicroseconds = 150;
 
-// A thread joins a product only for this many multiply-adds or more (~5 µs of
-// one core at 50 GFLOP/s), well above a spinning worker's start-up of ~1 µs.
+// A thread joins a product only for this many float32 multiply-adds or more
+// (float64 ones count double; ~5 µs of one core at 50 GFLOP/s), well above a
+// spinning worker's start-up of ~1 µs.
 constexpr int64_t kGemmMinThreadWork = int64_t(1) << 18;
+// A product of fewer rows than this is paced by its loads of B (one vector of
+// B per row's FMA, from L2 when B outgrows L1), each worth about this many
+// rows of FMAs: a dense layer's forward at batch 1, 800 -> 120, takes 2 threads.
+constexpr int64_t kGemmLoadBoundRows = 8;
 // Work is cut into about this many chunks per thread, claimed as threads come
 // free, so a preempted vCPU does not set the pace.
 constexpr int64_t kGemmChunksPerThread = 4;
+
+// kernels.matmul keeps the GIL below this many multiply-adds (about 1 µs of
+// one core): releasing and retaking it costs ~0.1 µs, a tenth of such a call.
+constexpr int64_t kGemmReleaseGilWork = int64_t(1) << 15;
 
 // Register tiles of the packed path: MR rows × kGemmTileVectors vectors of
 // accumulators. 12×2 zmm fill 24 of AVX-512's 32 registers (≥ 8 independent
@@ -35,8 +44,11 @@ constexpr int kGemmTileVectors = 2;
 // while B's micro-panels stream past it, so it takes 1/kGemmL1Share of L1.
 constexpr int64_t kGemmL1Share = 2;
 // kc stays in this range whatever L1 says: fewer and the C updates between
-// kc-steps dominate, more and the B panel outgrows L2.
-constexpr int64_t kGemmMinKC = 128;
+// kc-steps dominate, more and the B panel outgrows L2. A 32 KB L1 would give
+// float64 kc = 160: measured on Zen 4 (32 KB L1, 1 thread), 1024³ float64 ran
+// at 47.5 GF/s with it, 50.9 with 256 and 51.6 with 384 (float32: 99.7 ->
+// 103.2); the A micro-panel then stays in L1 well enough, B streams from L2.
+constexpr int64_t kGemmMinKC = 384;
 constexpr int64_t kGemmMaxKC = 512;
 // The kc×(column group) block of packed B is reread for every MR rows of A,
 // from L2: it takes 1/kGemmL2Share of L2.
@@ -61,6 +73,18 @@ constexpr int kGemmSmallMaxVectors = 4;
 // registers), 6 rows 3 or 4 vectors wide (18–24).
 constexpr int kGemmSmallRowsNarrow = 8;
 constexpr int kGemmSmallRowsWide = 6;
+// A product of one row (a batch of one) sums its k in this many interleaved
+// accumulators, added pairwise at the end: FMA latency (4 cycles) × 2 pipes
+// would leave one chain at 1/8 of the FMA rate; 4 chains are as fast as the
+// loads of B (one row of B per step) allow.
+constexpr int kGemmRowSplits = 4;
+// Dot path (a few rows of A against Bᵀ read in place, lanes over k): taken
+// when m·(k/L + kGemmDotLaneSumCost) ≤ k, i.e. when its loads of Bᵀ (k/L per
+// row and column) plus the sum across lanes (2(L−1) shuffles per L columns,
+// about 2 per column) cost less than copying B once (k per column, scalar).
+constexpr int64_t kGemmDotLaneSumCost = 2;
+// Its threads claim one row × this many vectors of columns at a time.
+constexpr int64_t kGemmDotColumnVectors = 4;
 
 namespace tuning {
 

@@ -108,12 +108,10 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     """op(a) @ op(b) for 2-D arrays, where op transposes when its flag is set.
 
     (m, k) @ (k, n) -> (m, n). Transposed or strided operands are read in place.
-    Raises TypeError unless both flags are bools.
+    Raises TypeError unless both flags are bools (checked in C++: this is the
+    path of a dense layer at batch 1, where a microsecond counts).
     """
-    for name, flag in (("transpose_a", transpose_a), ("transpose_b", transpose_b)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    return _core.matmul(a, b, bool(transpose_a), bool(transpose_b))
+    return _core.matmul(a, b, transpose_a, transpose_b)
 
 
 def relu(x):
