@@ -97,16 +97,16 @@ void require_fits_in_memory(const std::vector<py::ssize_t>& shape, int64_t item_
         bytes *= double(extent);
         span *= double(std::max<py::ssize_t>(extent, 1));
     }
-    // An empty array still gets strides, the products of its other extents: they
-    // must fit in ssize_t (NumPy refuses such a shape as "too big" too).
-    if (span > double(PTRDIFF_MAX))
-        throw std::invalid_argument(what + " of shape " + shape_text(shape) +
-                                    " is too big: its strides would not fit in 64 bits");
     static const int64_t memory = memory_bytes();  // asked once: a system call
     if (bytes > double(memory))
         throw std::invalid_argument(what + " of shape " + shape_text(shape) + " would take " +
                                     bytes_text(bytes) + ", more than this machine's " +
                                     bytes_text(double(memory)) + " of memory");
+    // An empty array still gets strides, the products of its other extents: they
+    // must fit in ssize_t (NumPy refuses such a shape as "too big" too).
+    if (span > double(PTRDIFF_MAX))
+        throw std::invalid_argument(what + " of shape " + shape_text(shape) +
+                                    " is too big: its strides would not fit in 64 bits");
 }
 
 std::string pair_text(Pair p) {
