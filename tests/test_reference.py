@@ -275,3 +275,22 @@ def test_empty_batch():
     assert reference.maxpool2d_backward(y_pool, argmax, (6, 5)).shape == (0, 2, 6, 5)
     assert reference.avgpool2d(x, 3, 2).shape == (0, 2, 2, 2)
     assert reference.avgpool2d_backward(y_pool, (6, 5), 3, 2).shape == (0, 2, 6, 5)
+
+
+def test_softmax_cross_entropy_by_hand():
+    # p = (1/4, 3/4): the loss of label 1 is -log(3/4), its gradient p - (0, 1)
+    loss, grad, correct = reference.softmax_cross_entropy(np.array([[0.0, np.log(3.0)]]), [1])
+    assert loss == pytest.approx(-np.log(0.75), rel=1e-12)
+    np.testing.assert_allclose(grad, [[0.25, -0.25]], rtol=1e-12)
+    assert correct == 1
+    # two rows: the mean loss, the gradient divided by 2, one row classified wrong
+    loss, grad, correct = reference.softmax_cross_entropy(np.zeros((2, 2)), [0, 1])
+    assert loss == pytest.approx(np.log(2), rel=1e-12)
+    np.testing.assert_allclose(grad, [[-0.25, 0.25], [0.25, -0.25]], rtol=1e-12)
+    assert correct == 1  # ties go to the first class
+
+
+def test_gradient_descent_update_by_hand():
+    parameter = np.array([1.0, 2.0])
+    assert reference.gradient_descent_update(parameter, np.array([10.0, -10.0]), 0.1)
+    np.testing.assert_allclose(parameter, [0.0, 3.0])

@@ -23,6 +23,8 @@ __all__ = [
     "matmul",
     "relu",
     "relu_backward",
+    "softmax_cross_entropy",
+    "gradient_descent_update",
     "batchnorm_forward",
     "batchnorm_inference",
     "batchnorm_backward",
@@ -217,6 +219,29 @@ def relu_backward(grad_y, y):
     """Gradient through a ReLU from its output: grad_y where y > 0, else 0."""
     grad_y, y = np.asarray(grad_y), np.asarray(y)
     return np.where(y > 0, grad_y, np.zeros((), grad_y.dtype))
+
+
+def softmax_cross_entropy(logits, labels):
+    """(loss, grad, correct) of softmax cross-entropy over integer labels (N,) for
+    logits (N, K): the mean of -log softmax(logits)[label] (float64), grad =
+    (softmax(logits) - onehot(labels)) / N in the logits' dtype, and the number of rows
+    whose first largest logit is the label."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    rows = np.arange(len(labels))
+    one_hot = np.zeros_like(z)
+    one_hot[rows, labels] = 1
+    grad = ((np.exp(log_p) - one_hot) / len(labels)).astype(logits.dtype)
+    return (float(-log_p[rows, labels].mean()), grad,
+            int(np.count_nonzero(logits.argmax(axis=1) == labels)))
+
+
+def gradient_descent_update(parameter, gradient, learning_rate):
+    """parameter -= learning_rate * gradient, in place; returns True."""
+    parameter -= learning_rate * gradient
+    return True
 
 
 def _channel_axes(x):
