@@ -244,10 +244,12 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t q0, 
     const int64_t vectors = a.grad_width / L, plane = s.out_h * a.grad_width;
     const int64_t grad_image = round_up(s.filters, FB) * plane;
     // Lanes past the last output column must add nothing, even where the
-    // source holds an inf or NaN: they are masked out of the last vector.
+    // source holds an inf or NaN: they are masked out of the last vector,
+    // if it has such lanes.
     V lane = {};
     for (int l = 0; l < L; ++l) lane[l] = T(l);
     const auto keep = lane < T(s.out_w - (vectors - 1) * L);
+    const int64_t masked = s.out_w % L ? vectors - 1 : vectors;
     for (int64_t q = q0; q < q1; ++q)
             for (int64_t f0 = 0; f0 < s.filters; f0 += FB)
                 for (int64_t j0 = 0; j0 < s.kernel_w; j0 += JB) {
@@ -264,7 +266,7 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t q0, 
 #pragma GCC unroll 8
                             for (int j = 0; j < JB; ++j)
                                 __builtin_memcpy(&x[j], source + taps[j0 + j] + v * L, sizeof(V));
-                            if (v == vectors - 1)
+                            if (v == masked)
 #pragma GCC unroll 8
                                 for (int j = 0; j < JB; ++j) x[j] = keep ? x[j] : V{};
 #pragma GCC unroll 16
