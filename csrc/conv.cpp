@@ -1,7 +1,9 @@
 #include "conv.hpp"
 
 #include <algorithm>
+#include <vector>
 
+#include "common.hpp"
 #include "conv_direct.hpp"
 #include "conv_narrow.hpp"
 #include "conv_weight.hpp"
@@ -25,9 +27,78 @@ int64_t patch_size(const ConvShape& s) { return s.channels * s.kernel_h * s.kern
 bool use_direct(int64_t patch) { return patch < kDirectMaxPatch; }
 
 DirectShape forward_shape(const ConvShape& s) {
-    return {s.channels, s.height,   s.width,    1,          1,       s.pad_h, s.pad_w,
-            s.filters,  s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.out_h, s.out_w};
+    return {s.channels, s.height,   s.width,    s.pad_h,    s.pad_w,  s.filters,
+            s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.out_h, s.out_w};
 }
+
+#if FASTCNN_VECTORS
+// The input gradient of one stride phase, the input pixels (sh·u + a, sw·v + b):
+// each receives only the taps i ≡ a + ph (mod sh), j ≡ b + pw (mod sw), from
+// grad_y rows u + ⌊(a + ph) / sh⌋ − m for tap i = (a + ph) % sh + sh·m (so for
+// columns). That is a stride-1 correlation of grad_y, with no zeros spread
+// between its values, with the taps of the phase flipped in space.
+struct InputPhase {
+    int64_t first_tap, taps;  // taps first_tap + stride·m, m < taps (per axis)
+    int64_t size;             // input rows (columns) of the phase
+    int64_t before;           // zero rows (columns) before grad_y: taps − 1 − ⌊(a + p) / s⌋
+};
+
+InputPhase input_phase(int64_t phase, int64_t size, int64_t kernel, int64_t stride, int64_t pad) {
+    const int64_t first_tap = (phase + pad) % stride;
+    const int64_t taps = first_tap < kernel ? ceil_div(kernel - first_tap, stride) : 0;
+    return {first_tap, taps, ceil_div(size - phase, stride), taps - 1 - (phase + pad) / stride};
+}
+
+// grad_x by the direct kernel: one stride-1 correlation of grad_y per stride
+// phase of the input, all reading one padded copy of each grad_y image.
+template <typename T>
+void direct_input_gradient(const ConvShape& s, const T* grad_y, const T* w, T* grad_x) {
+    const int64_t plane = s.height * s.width;
+    const OutputLayout out{s.channels * plane, plane, s.stride_h * s.width, s.stride_w};
+    std::vector<DirectJob<T>> jobs;
+    int64_t flipped_size = 0;
+    for (int64_t a = 0; a < std::min(s.stride_h, s.height); ++a)
+        for (int64_t b = 0; b < std::min(s.stride_w, s.width); ++b) {
+            const InputPhase rows = input_phase(a, s.height, s.kernel_h, s.stride_h, s.pad_h);
+            const InputPhase cols = input_phase(b, s.width, s.kernel_w, s.stride_w, s.pad_w);
+            T* phase_x = grad_x + a * s.width + b;
+            if (rows.taps == 0 || cols.taps == 0) {  // a stride beyond the kernel: no tap reaches
+                for (int64_t n = 0; n < s.batch; ++n)
+                    for (int64_t c = 0; c < s.channels; ++c)
+                        for (int64_t u = 0; u < rows.size; ++u)
+                            for (int64_t v = 0; v < cols.size; ++v)
+                                phase_x[n * out.image + c * out.plane + u * out.row + v * out.column] = 0;
+                continue;
+            }
+            const DirectShape shape{s.filters,  s.out_h,   s.out_w,   rows.before, cols.before,
+                                    s.channels, rows.taps, cols.taps, 1,           1,
+                                    rows.size,  cols.size};
+            jobs.push_back({shape, nullptr, phase_x, out});
+            flipped_size += s.channels * s.filters * rows.taps * cols.taps;
+        }
+    // Per phase flipped[c][f][m][k] = w[f][c][i][j], i = first row tap + sh·(taps − 1 − m),
+    // j likewise.
+    T* flipped = workspace<T>(Scratch::flipped_weights, flipped_size);
+    for (DirectJob<T>& job : jobs) {
+        const int64_t a = (job.y - grad_x) / s.width, b = (job.y - grad_x) % s.width;
+        const int64_t first_i = input_phase(a, s.height, s.kernel_h, s.stride_h, s.pad_h).first_tap;
+        const int64_t first_j = input_phase(b, s.width, s.kernel_w, s.stride_w, s.pad_w).first_tap;
+        const int64_t taps_h = job.shape.kernel_h, taps_w = job.shape.kernel_w;
+        for (int64_t f = 0; f < s.filters; ++f)
+            for (int64_t c = 0; c < s.channels; ++c)
+                for (int64_t m = 0; m < taps_h; ++m)
+                    for (int64_t k = 0; k < taps_w; ++k) {
+                        const int64_t i = first_i + s.stride_h * (taps_h - 1 - m);
+                        const int64_t j = first_j + s.stride_w * (taps_w - 1 - k);
+                        flipped[((c * s.filters + f) * taps_h + m) * taps_w + k] =
+                            w[((f * s.channels + c) * s.kernel_h + i) * s.kernel_w + j];
+                    }
+        job.w = flipped;
+        flipped += s.channels * s.filters * taps_h * taps_w;
+    }
+    direct_correlate_many<T>(jobs, s.batch, grad_y);
+}
+#endif
 
 template <typename T>
 int64_t band_rows(const ConvShape& s) {
@@ -105,7 +176,8 @@ void correlate2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y
         return;
     }
     if (use_direct(patch)) {
-        direct_correlate(forward_shape(s), s.batch, x, w, bias, y, relu);
+        const DirectShape shape = forward_shape(s);
+        direct_correlate(shape, s.batch, x, w, bias, y, contiguous_output(shape), relu);
         return;
     }
 #endif
@@ -205,34 +277,31 @@ template <typename T>
 void convolve2d_full(const ConvShape& s, const T* grad_y, const T* w, T* grad_x) {
     const int64_t patch = patch_size(s), plane = s.out_h * s.out_w;
 #if FASTCNN_VECTORS
-    // The direct kernel multiplies the zeros between and around grad_y's values
-    // by w too: with an inf or NaN in w that would turn 0 into NaN, so such
+    // The direct kernel multiplies the zeros around grad_y's values (its
+    // padding) by w too: with an inf or NaN in w that would turn 0 into NaN, so such
     // weights take the im2col path, which only adds products that exist.
     const bool finite_w = std::all_of(w, w + s.filters * patch, [](T v) { return v - v == 0; });
     if (finite_w && use_direct(s.filters * s.kernel_h * s.kernel_w)) {
-        // grad_x = correlate(grad_y spread out by the stride, padded by k − 1 − p,
-        //                    with w flipped in space and its C and F swapped).
-        const int64_t taps = s.kernel_h * s.kernel_w;
-        T* flipped = workspace<T>(Scratch::flipped_weights, s.filters * patch);
-        for (int64_t f = 0; f < s.filters; ++f)
-            for (int64_t c = 0; c < s.channels; ++c)
-                for (int64_t t = 0; t < taps; ++t)
-                    flipped[(c * s.filters + f) * taps + taps - 1 - t] = w[(f * s.channels + c) * taps + t];
-        // With stride 1 and p < k that is a plain correlation of grad_y; its
-        // narrow outputs take lanes over C.
+        // With stride 1 and p < k, grad_x = correlate(grad_y padded by k − 1 − p,
+        // w flipped in space with its C and F swapped); its narrow outputs take
+        // lanes over C.
         const ConvShape full{s.batch,    s.filters,  s.out_h,   s.out_w,
                              s.channels, s.kernel_h, s.kernel_w, 1,
                              1,          s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
                              s.height,   s.width};
         if (s.stride_h == 1 && s.stride_w == 1 && full.pad_h >= 0 && full.pad_w >= 0 &&
             narrow_correlate_wins<T>(full)) {
+            const int64_t taps = s.kernel_h * s.kernel_w;
+            T* flipped = workspace<T>(Scratch::flipped_weights, s.filters * patch);
+            for (int64_t f = 0; f < s.filters; ++f)
+                for (int64_t c = 0; c < s.channels; ++c)
+                    for (int64_t t = 0; t < taps; ++t)
+                        flipped[(c * s.filters + f) * taps + taps - 1 - t] =
+                            w[(f * s.channels + c) * taps + t];
             narrow_correlate<T>(full, grad_y, flipped, nullptr, grad_x, false);
             return;
         }
-        const DirectShape dilated{s.filters,  s.out_h,   s.out_w,  s.stride_h,
-                                  s.stride_w, s.kernel_h - 1 - s.pad_h, s.kernel_w - 1 - s.pad_w,
-                                  s.channels, s.kernel_h, s.kernel_w, 1, 1, s.height, s.width};
-        direct_correlate<T>(dilated, s.batch, grad_y, flipped, nullptr, grad_x, false);
+        direct_input_gradient(s, grad_y, w, grad_x);
         return;
     }
 #endif

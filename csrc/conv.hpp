@@ -2,9 +2,10 @@
 //
 // Which kernel runs (thresholds in tuning.hpp):
 // - forward and input gradient: with C·kh·kw (F·kh·kw) below kDirectMaxPatch
-//   the direct kernel of conv_direct.hpp (lanes over output columns), or for
-//   outputs narrower than a vector conv_narrow.hpp (lanes over filters); else
-//   im2col + gemm, one image (or a band of its output rows) at a time;
+//   the direct kernel of conv_direct.hpp (lanes over output columns; the input
+//   gradient one stride phase of the input at a time), or for outputs narrower
+//   than a vector conv_narrow.hpp (lanes over filters); else im2col + gemm,
+//   one image (or a band of its output rows) at a time;
 // - weight gradient: conv_weight.hpp (lanes over filters, pixels the
 //   reduction) for strides up to the kernel, unless few filters fill the
 //   lanes worse than the output columns do (then the direct kernel); im2col +

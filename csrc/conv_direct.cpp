@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common.hpp"
 #include "conv.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
@@ -16,8 +17,6 @@ namespace {
 using tuning::kConvMinTaskWork;
 using tuning::kDirectGroupBytes;
 
-int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step * step; }
-
 // One source image laid out for unit-stride vector loads. Each padded row that
 // a window reads is kept, its columns split into stride phases:
 // phased[c][row][q][t] = padded source at column t·stride_w + q. Tap j of
@@ -28,11 +27,17 @@ int64_t round_up(int64_t value, int64_t step) { return (value + step - 1) / step
 // Scratch::image workspace.
 template <typename T>
 struct Phased {
+    // The source columns landing in one phase: columns first, first + sw, …
+    // (count of them) go to t = to, to + 1, … of that phase.
+    struct Run {
+        int64_t first, count, to;
+    };
     int64_t row_step, rows;  // rows = (Ho − 1)·row_step + kh
     int64_t phases, width;   // phases = min(sw, kw); width per phase, with vector slack
     int64_t image_size;
-    std::vector<int64_t> column_index;  // source column → q·width + t, or −1 if unused
+    std::vector<Run> runs;              // one per phase
     std::vector<int64_t> tap_offset;    // tap j → (j % sw)·width + j / sw
+    std::vector<int64_t> source_rows;   // source row h → its kept row, or −1
     std::vector<char> holds_source;     // kept row → whether a source row lands there
     T* data;
 
@@ -42,21 +47,39 @@ struct Phased {
           phases(std::min(s.stride_w, s.kernel_w)),
           width(round_up(s.out_w, vector_width) + (s.kernel_w - 1) / s.stride_w),
           image_size(s.channels * rows * phases * width),
-          column_index(s.width, -1),
           tap_offset(round_up(s.kernel_w, tap_multiple), 0),
+          source_rows(s.height),
           holds_source(rows, 0),
           data(workspace<T>(Scratch::image, images * image_size)) {
         for (int64_t h = 0; h < s.height; ++h) {
-            const int64_t r = kept_row(s, h * s.dilation_h + s.top);
-            if (r >= 0) holds_source[r] = 1;
+            source_rows[h] = kept_row(s, h + s.top);
+            if (source_rows[h] >= 0) holds_source[source_rows[h]] = 1;
         }
-        for (int64_t col = 0; col < s.width; ++col) {
-            const int64_t padded = col * s.dilation_w + s.left;
-            const int64_t q = padded % s.stride_w, t = padded / s.stride_w;
-            if (padded >= 0 && q < phases && t < width) column_index[col] = q * width + t;
+        for (int64_t q = 0; q < phases; ++q) {
+            // Source column col lands at padded column col + left = t·sw + q.
+            int64_t first = ((q - s.left) % s.stride_w + s.stride_w) % s.stride_w;
+            if (first + s.left < 0) first += round_up(-(first + s.left), s.stride_w);
+            const int64_t to = (first + s.left) / s.stride_w;
+            const int64_t count = std::max<int64_t>(
+                0, std::min(ceil_div(s.width - first, s.stride_w), width - to));
+            runs.push_back({first, count, q * width + to});
         }
         for (int64_t j = 0; j < s.kernel_w; ++j)
             tap_offset[j] = (j % s.stride_w) * width + j / s.stride_w;
+    }
+
+    // A stride-1 correlation `s` reading the copy `whole` (stride 1 too) from
+    // row `top` and column `left` on: its padding may be less than whole's.
+    Phased(const DirectShape& s, const Phased& whole, int64_t top, int64_t left)
+        : row_step(1), rows(whole.rows), phases(1), width(whole.width),
+          image_size(whole.image_size),
+          tap_offset(s.kernel_w),
+          holds_source((s.out_h - 1) + s.kernel_h, 0),
+          data(whole.data + top * whole.width + left) {
+        for (int64_t j = 0; j < int64_t(tap_offset.size()); ++j) tap_offset[j] = j;
+        for (int64_t h = 0; h < s.height; ++h)
+            if (h + s.top >= 0 && h + s.top < int64_t(holds_source.size()))
+                holds_source[h + s.top] = 1;
     }
 
     // Where padded row r is kept, or −1 if no window reads it.
@@ -73,12 +96,18 @@ struct Phased {
         const int64_t row_size = phases * width;
         for (int64_t c = 0; c < s.channels; ++c)
             for (int64_t h = 0; h < s.height; ++h) {
-                const int64_t r = kept_row(s, h * s.dilation_h + s.top);
+                const int64_t r = source_rows[h];
                 if (r < 0) continue;
                 const T* src = image + (c * s.height + h) * s.width;
                 T* dst = base + (c * rows + r) * row_size;
-                for (int64_t col = 0; col < s.width; ++col)
-                    if (column_index[col] >= 0) dst[column_index[col]] = src[col];
+                for (const Run& run : runs) {
+                    if (s.stride_w == 1) {
+                        std::copy_n(src + run.first, run.count, dst + run.to);
+                        continue;
+                    }
+                    for (int64_t t = 0; t < run.count; ++t)
+                        dst[run.to + t] = src[run.first + t * s.stride_w];
+                }
             }
     }
 
@@ -94,7 +123,8 @@ struct ForwardArgs {
     const Phased<T>* source;
     const T* packed_w;  // [F / FB][C][kh][kw][FB], filters zero-padded to a multiple of FB
     const T* bias;
-    T* y;               // one image's output (F, Ho, Wo)
+    T* y;               // one image's output (F, Ho, Wo), stored as `out` says
+    const OutputLayout* out;
     bool relu;
 };
 
@@ -170,11 +200,20 @@ FASTCNN_INLINE void forward_rows(const ForwardArgs<T>& a, int64_t oh0, int64_t o
                         T lanes[NV * L];
                         __builtin_memcpy(lanes, acc[f][r], sizeof(lanes));
                         const T bias = a.bias ? a.bias[f0 + f] : T(0);
-                        T* out = a.y + ((f0 + f) * s.out_h + oh + r) * s.out_w + ow0;
-                        if (a.relu)
-                            for (int64_t k = 0; k < width; ++k) out[k] = relu_of(lanes[k] + bias);
+                        T* out = a.y + (f0 + f) * a.out->plane + (oh + r) * a.out->row +
+                                 ow0 * a.out->column;
+                        auto store = [&](int64_t step) {
+                            for (int64_t k = 0; k < width; ++k) {
+                                const T value = lanes[k] + bias;
+                                out[k * step] = a.relu ? relu_of(value) : value;
+                            }
+                        };
+                        // Unit steps (all but the input gradient's stride phases)
+                        // as a loop the compiler turns into vector stores.
+                        if (a.out->column == 1)
+                            store(1);
                         else
-                            for (int64_t k = 0; k < width; ++k) out[k] = lanes[k] + bias;
+                            store(a.out->column);
                     }
             }
 }
@@ -192,11 +231,12 @@ FASTCNN_INLINE T lane_sum(const Vec<T, L>& v) {
     }
 }
 
-// grad_w[:, c0:c1] += the share of a group of images: register tiles of FB
-// filters × JB taps, each accumulating over all the group's output positions,
-// lanes across output columns, then summed across lanes once.
+// grad_w[:, c, i] += the share of a group of images, for the window rows
+// q = c·kh + i in [q0, q1): register tiles of FB filters × JB taps, each
+// accumulating over all the group's output positions, lanes across output
+// columns, then summed across lanes once.
 template <typename T, int L, int FB, int JB>
-FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,
+FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t q0, int64_t q1,
                                     T* grad_w) {
     using V = Vec<T, L>;
     const DirectShape& s = *a.shape;
@@ -204,18 +244,19 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, 
     const int64_t vectors = a.grad_width / L, plane = s.out_h * a.grad_width;
     const int64_t grad_image = round_up(s.filters, FB) * plane;
     // Lanes past the last output column must add nothing, even where the
-    // source holds an inf or NaN: they are masked out of the last vector.
+    // source holds an inf or NaN: they are masked out of the last vector,
+    // if it has such lanes.
     V lane = {};
     for (int l = 0; l < L; ++l) lane[l] = T(l);
     const auto keep = lane < T(s.out_w - (vectors - 1) * L);
-    for (int64_t c = c0; c < c1; ++c)
-        for (int64_t i = 0; i < s.kernel_h; ++i)
+    const int64_t masked = s.out_w % L ? vectors - 1 : vectors;
+    for (int64_t q = q0; q < q1; ++q)
             for (int64_t f0 = 0; f0 < s.filters; f0 += FB)
                 for (int64_t j0 = 0; j0 < s.kernel_w; j0 += JB) {
                     V acc[FB][JB] = {};
                     for (int64_t g = 0; g < a.images; ++g)
                     for (int64_t oh = 0; oh < s.out_h; ++oh) {
-                        const T* source = a.source->row(c, oh, i, g);
+                        const T* source = a.source->row(q / s.kernel_h, oh, q % s.kernel_h, g);
                         const T* grad = a.grad + g * grad_image + f0 * plane + oh * a.grad_width;
                         for (int64_t v = 0; v < vectors; ++v) {
                             V g[FB], x[JB];
@@ -225,7 +266,7 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, 
 #pragma GCC unroll 8
                             for (int j = 0; j < JB; ++j)
                                 __builtin_memcpy(&x[j], source + taps[j0 + j] + v * L, sizeof(V));
-                            if (v == vectors - 1)
+                            if (v == masked)
 #pragma GCC unroll 8
                                 for (int j = 0; j < JB; ++j) x[j] = keep ? x[j] : V{};
 #pragma GCC unroll 16
@@ -242,8 +283,8 @@ FASTCNN_INLINE void weight_gradient(const ColumnGradientArgs<T>& a, int64_t c0, 
 #pragma GCC unroll 8
                         for (int j = 0; j < JB; ++j)
                             if (f < filters && j < taps_here)
-                                grad_w[(((f0 + f) * s.channels + c) * s.kernel_h + i) *
-                                           s.kernel_w + j0 + j] += lane_sum<T, L>(acc[f][j]);
+                                grad_w[((f0 + f) * s.channels * s.kernel_h + q) * s.kernel_w +
+                                       j0 + j] += lane_sum<T, L>(acc[f][j]);
                 }
 }
 
@@ -256,7 +297,7 @@ struct ForwardTile {
 template <typename T>
 struct GradientTile {
     int filters, taps;
-    void (*run)(const ColumnGradientArgs<T>&, int64_t c0, int64_t c1, T* grad_w);
+    void (*run)(const ColumnGradientArgs<T>&, int64_t q0, int64_t q1, T* grad_w);
 };
 
 // A tile keeps its accumulators and the operands of one step in registers:
@@ -298,9 +339,9 @@ constexpr int forward_rows_fit(int regs, int filters, int vectors) {
         forward_rows<T, L, FB, RB, NV>(a, oh0, oh1);                                           \
     }                                                                                          \
     template <int FB, int JB>                                                                  \
-    TARGET void PATH##_gradient(const ColumnGradientArgs<T>& a, int64_t c0, int64_t c1,         \
+    TARGET void PATH##_gradient(const ColumnGradientArgs<T>& a, int64_t q0, int64_t q1,         \
                                 T* grad_w) {                                                   \
-        weight_gradient<T, L, FB, JB>(a, c0, c1, grad_w);                                      \
+        weight_gradient<T, L, FB, JB>(a, q0, q1, grad_w);                                      \
     }                                                                                          \
     const ForwardTile<T> PATH##_forward_tiles[] = {                                            \
         FASTCNN_FORWARD_TILE(PATH, T, REGS, 12, 2), FASTCNN_FORWARD_TILE(PATH, T, REGS, 8, 2), \
@@ -405,12 +446,12 @@ const GradientTile<T>& best_gradient_tile(const DirectKernels<T>& k, const Direc
 }
 
 // w (F, C, kh, kw) → [F / FB][C][kh][kw][FB], the missing filters zero, in
-// this thread's Scratch::packed_weights workspace.
+// `packed`, by default this thread's Scratch::packed_weights workspace.
 template <typename T>
-const T* pack_filters(const DirectShape& s, const T* w, int64_t block) {
+const T* pack_filters(const DirectShape& s, const T* w, int64_t block, T* packed = nullptr) {
     const int64_t patch = s.channels * s.kernel_h * s.kernel_w;
     const int64_t size = round_up(s.filters, block) * patch;
-    T* packed = workspace<T>(Scratch::packed_weights, size);
+    if (!packed) packed = workspace<T>(Scratch::packed_weights, size);
     std::fill(packed, packed + size, T(0));
     for (int64_t f = 0; f < s.filters; ++f)
         for (int64_t p = 0; p < patch; ++p)
@@ -420,14 +461,18 @@ const T* pack_filters(const DirectShape& s, const T* w, int64_t block) {
 
 }  // namespace
 
+OutputLayout contiguous_output(const DirectShape& s) {
+    return {s.filters * s.out_h * s.out_w, s.out_h * s.out_w, s.out_w, 1};
+}
+
 template <typename T>
 void direct_correlate(const DirectShape& s, int64_t batch, const T* source, const T* w,
-                      const T* bias, T* y, bool relu) {
+                      const T* bias, T* y, const OutputLayout& out, bool relu) {
     const DirectKernels<T> kernels = direct_kernels<T>();
     const ForwardTile<T>& tile = best_forward_tile(kernels, s);
     const T* packed_w = pack_filters(s, w, tile.filters);
     const int64_t vector_width = int64_t(tile.vectors) * kernels.lanes;
-    const int64_t image = s.channels * s.height * s.width, out = s.filters * s.out_h * s.out_w;
+    const int64_t image = s.channels * s.height * s.width;
     const int64_t row_work = s.filters * s.out_w * s.channels * s.kernel_h * s.kernel_w;
     if (batch >= num_threads()) {
         const int64_t image_work = row_work * s.out_h;
@@ -436,7 +481,7 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
             Phased<T> phased(s, vector_width, 1, 1);
             for (int64_t n = first; n < last; ++n) {
                 phased.fill(s, source + n * image);
-                tile.run({&s, &phased, packed_w, bias, y + n * out, relu}, 0, s.out_h);
+                tile.run({&s, &phased, packed_w, bias, y + n * out.image, &out, relu}, 0, s.out_h);
             }
         });
         return;
@@ -447,11 +492,98 @@ void direct_correlate(const DirectShape& s, int64_t batch, const T* source, cons
     const int64_t row_blocks = (s.out_h + tile.rows - 1) / tile.rows;
     for (int64_t n = 0; n < batch; ++n) {
         phased.fill(s, source + n * image);
-        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out, relu};
+        const ForwardArgs<T> args{&s, &phased, packed_w, bias, y + n * out.image, &out, relu};
         parallel_for(row_blocks, kConvMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
                      [&](int64_t b0, int64_t b1) {
                          tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
                      });
+    }
+}
+
+template <typename T>
+void direct_correlate_many(const std::vector<DirectJob<T>>& jobs, int64_t batch,
+                           const T* source) {
+    if (jobs.empty()) return;
+    const DirectKernels<T> kernels = direct_kernels<T>();
+    // One padded copy of each source image that every job reads: the largest
+    // padding, and the rows and columns the furthest-reaching job reads.
+    DirectShape whole = jobs[0].shape;
+    for (const DirectJob<T>& job : jobs) {
+        whole.top = std::max(whole.top, job.shape.top);
+        whole.left = std::max(whole.left, job.shape.left);
+    }
+    struct Plan {
+        const ForwardTile<T>* tile;
+        const T* packed_w;
+        int64_t top, left;  // where the job's rows and columns begin in the copy
+    };
+    std::vector<Plan> plans;
+    int64_t packed_size = 0, rows = 1, columns = 1;
+    for (const DirectJob<T>& job : jobs) {
+        const DirectShape& s = job.shape;
+        const ForwardTile<T>& tile = best_forward_tile(kernels, s);
+        const int64_t top = whole.top - s.top, left = whole.left - s.left;
+        rows = std::max(rows, top + s.out_h - 1 + s.kernel_h);
+        columns = std::max(columns, left + round_up(s.out_w, int64_t(tile.vectors) * kernels.lanes) +
+                                        s.kernel_w - 1);
+        plans.push_back({&tile, nullptr, top, left});
+        packed_size += round_up(s.filters, tile.filters) * s.channels * s.kernel_h * s.kernel_w;
+    }
+    whole.kernel_h = whole.kernel_w = 1;
+    whole.stride_h = whole.stride_w = 1;
+    whole.out_h = rows;
+    whole.out_w = columns;
+    T* packed = workspace<T>(Scratch::packed_weights, packed_size);
+    for (size_t k = 0; k < jobs.size(); ++k) {
+        const DirectShape& s = jobs[k].shape;
+        plans[k].packed_w = pack_filters(s, jobs[k].w, plans[k].tile->filters, packed);
+        packed += round_up(s.filters, plans[k].tile->filters) * s.channels * s.kernel_h * s.kernel_w;
+    }
+    const int64_t image = whole.channels * whole.height * whole.width;
+    auto args_of = [&](size_t k, const std::vector<Phased<T>>& views, int64_t n) {
+        const DirectJob<T>& job = jobs[k];
+        return ForwardArgs<T>{&job.shape, &views[k], plans[k].packed_w, nullptr,
+                              job.y + n * job.out.image, &job.out, false};
+    };
+    auto views_of = [&](const Phased<T>& copy) {
+        std::vector<Phased<T>> views;
+        for (size_t k = 0; k < jobs.size(); ++k)
+            views.emplace_back(jobs[k].shape, copy, plans[k].top, plans[k].left);
+        return views;
+    };
+    int64_t image_work = 0;
+    for (const DirectJob<T>& job : jobs)
+        image_work += job.shape.filters * job.shape.out_h * job.shape.out_w *
+                      job.shape.channels * job.shape.kernel_h * job.shape.kernel_w;
+    if (batch >= num_threads()) {
+        parallel_for(batch, kConvMinTaskWork / std::max<int64_t>(image_work, 1) + 1,
+                     [&](int64_t first, int64_t last) {
+            Phased<T> copy(whole, 1, 1, 1);
+            const std::vector<Phased<T>> views = views_of(copy);
+            for (int64_t n = first; n < last; ++n) {
+                copy.fill(whole, source + n * image);
+                for (size_t k = 0; k < jobs.size(); ++k)
+                    plans[k].tile->run(args_of(k, views, n), 0, jobs[k].shape.out_h);
+            }
+        });
+        return;
+    }
+    // Fewer images than threads: split each job's output rows instead.
+    Phased<T> copy(whole, 1, 1, 1);
+    const std::vector<Phased<T>> views = views_of(copy);
+    for (int64_t n = 0; n < batch; ++n) {
+        copy.fill(whole, source + n * image);
+        for (size_t k = 0; k < jobs.size(); ++k) {
+            const DirectShape& s = jobs[k].shape;
+            const ForwardTile<T>& tile = *plans[k].tile;
+            const ForwardArgs<T> args = args_of(k, views, n);
+            const int64_t row_work = s.filters * s.out_w * s.channels * s.kernel_h * s.kernel_w;
+            parallel_for(ceil_div(s.out_h, tile.rows),
+                         kConvMinTaskWork / std::max<int64_t>(row_work * tile.rows, 1) + 1,
+                         [&](int64_t b0, int64_t b1) {
+                             tile.run(args, b0 * tile.rows, std::min(s.out_h, b1 * tile.rows));
+                         });
+        }
     }
 }
 
@@ -496,11 +628,14 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
         }
     };
     if (blocks == 1) {
-        // One block: its groups in order, each group's channels split over threads.
-        const int64_t channel_work = group * s.filters * s.kernel_h * s.kernel_w * plane;
+        // One block: its groups in order, each group's window rows (c, i)
+        // split over threads; every weight is summed by one thread, in the
+        // same order whatever the thread count.
+        const int64_t row_work = group * s.filters * s.kernel_w * plane;
         for_groups(0, batch, [&](const ColumnGradientArgs<T>& args) {
-            parallel_for(s.channels, kConvMinTaskWork / std::max<int64_t>(channel_work, 1) + 1,
-                         [&](int64_t c0, int64_t c1) { tile.run(args, c0, c1, grad_w); });
+            parallel_for(s.channels * s.kernel_h,
+                         kConvMinTaskWork / std::max<int64_t>(row_work, 1) + 1,
+                         [&](int64_t q0, int64_t q1) { tile.run(args, q0, q1, grad_w); });
         });
         return;
     }
@@ -512,7 +647,8 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
         for (int64_t block = first; block < last; ++block)
             for_groups(block * batch / blocks, (block + 1) * batch / blocks,
                        [&](const ColumnGradientArgs<T>& args) {
-                           tile.run(args, 0, s.channels, partials + block * weights);
+                           tile.run(args, 0, s.channels * s.kernel_h,
+                                    partials + block * weights);
                        });
     });
     for (int64_t block = 0; block < blocks; ++block)
@@ -520,9 +656,14 @@ void direct_weight_gradient(const DirectShape& s, int64_t batch, const T* source
 }
 
 template void direct_correlate<float>(const DirectShape&, int64_t, const float*, const float*,
-                                      const float*, float*, bool);
+                                      const float*, float*, const OutputLayout&, bool);
 template void direct_correlate<double>(const DirectShape&, int64_t, const double*,
-                                       const double*, const double*, double*, bool);
+                                       const double*, const double*, double*,
+                                       const OutputLayout&, bool);
+template void direct_correlate_many<float>(const std::vector<DirectJob<float>>&, int64_t,
+                                           const float*);
+template void direct_correlate_many<double>(const std::vector<DirectJob<double>>&, int64_t,
+                                            const double*);
 template void direct_weight_gradient<float>(const DirectShape&, int64_t, const float*,
                                             const float*, float*);
 template void direct_weight_gradient<double>(const DirectShape&, int64_t, const double*,
