@@ -159,8 +159,8 @@ void gemm_dot(const Kernels<T>& kernels, const SmallProduct<T>& product, int tea
 }
 
 // How the packed path cuts one product: kc from L1, column groups from L2,
-// the panel of B from L3. Shape and caches only, never the thread count,
-// decide kc, so every sum runs in the same order.
+// the panel of B (all of k × nc columns) from L3. Shape and caches only,
+// never the thread count, decide kc, so every sum runs in the same order.
 struct BlockedPlan {
     int64_t kc, group, nc, mc_most;
 };
@@ -173,81 +173,79 @@ BlockedPlan plan_blocked(const Kernels<T>& kernels, int64_t n, int64_t k) {
                                        kGemmMinKC, kGemmMaxKC);
     const int64_t kc = k_step(k, kc_most);
     const int64_t group = std::max(nr, round_down(caches.l2 / kGemmL2Share / (kc * size), nr));
-    const int64_t panel = std::max(group, round_down(caches.l3 / kGemmL3Share / (kc * size), nr));
+    const int64_t panel = std::max(group, round_down(caches.l3 / kGemmL3Share / (k * size), nr));
     const int64_t mc_most = std::max(mr, round_down(caches.l2 / kGemmL2ShareA / (kc * size), mr));
     return {kc, group, std::min(round_up(n, nr), panel), mc_most};
 }
 
-// One kc×nc panel of B and the work on it: packed in NR-column panels
-// claimed by the threads, then computed in chunks of (MC rows × a column
-// group) claimed likewise. The counters say how much is done, so a thread
-// waits only for work another has begun, never for a thread that is absent.
+// One k×nc panel of B and the work on it: packed in (kc × NR-column) strips
+// claimed by the threads, then computed in blocks of rows claimed likewise.
+// The counters say how much is done, so a thread waits only for work another
+// has begun, never for a thread that is absent.
 struct Phase {
     std::atomic<int64_t> next_pack{0}, packed{0}, next_chunk{0}, computed{0};
 };
 
-// The packed path. Phases run in order of (columns of B, k-steps); panels of
-// B alternate between two buffers, so packing the next one overlaps the end
-// of this one's work. A chunk of a phase starts after every chunk of the one
-// before is done, so each C block adds its k-steps in increasing order.
+// The packed path. Phases run in order of columns of B; each packs all of k
+// for its columns, so a block of rows, once claimed, runs through every
+// k-step (in increasing order) without waiting for the other threads. Panels
+// alternate between two buffers, so packing the next one overlaps the end of
+// this one's work.
 template <typename T>
 void gemm_blocked(const Kernels<T>& kernels, int64_t m, int64_t n, int64_t k,
                   const MatrixRef<T>& a, const MatrixRef<T>& b, const OutputRef<T>& c,
                   bool accumulate, int team) {
     const BlockedPlan plan = plan_blocked(kernels, n, k);
     const int64_t mr = kernels.mr, nr = kernels.nr;
-    const int64_t k_steps = ceil_div(k, plan.kc), phases = ceil_div(n, plan.nc) * k_steps;
-    const int64_t panel_size = plan.kc * plan.nc, own_a_size = plan.mc_most * plan.kc;
-    T* panels = thread_workspace<T>(2 * panel_size + team * own_a_size);
-    std::unique_ptr<Phase[]> progress(new Phase[phases]);
-
-    // Chunks of a panel `cols` wide: column groups small enough for L2, rows
-    // cut to give each thread a few chunks.
+    const int64_t k_steps = ceil_div(k, plan.kc), phases = ceil_div(n, plan.nc);
+    // Blocks of rows: a multiple of the team in number, each within one MR
+    // tile of the others, so threads that start together end together.
     const int64_t groups = ceil_div(std::min(plan.nc, n), plan.group);
     const int64_t group = round_up(ceil_div(std::min(plan.nc, n), groups), nr);
-    const int64_t wanted_rows = ceil_div(kGemmChunksPerThread * team, groups);
-    const int64_t mc = std::clamp(round_up(ceil_div(m, wanted_rows), mr), mr, plan.mc_most);
-    const int64_t row_blocks = ceil_div(m, mc);
-    auto chunks_of = [&](int64_t cols) { return row_blocks * ceil_div(cols, group); };
-    auto pack_step_of = [&](int64_t panels_b) {
-        return std::max<int64_t>(1, panels_b / (kGemmChunksPerThread * team));
-    };
+    const int64_t tiles = ceil_div(m, mr);
+    const int64_t wanted = std::max(team == 1 ? 1 : kGemmChunksPerThread * team, ceil_div(m, plan.mc_most));
+    const int64_t row_blocks = std::min(tiles, round_up(wanted, team));
+    const int64_t panel_size = k * plan.nc, own_a_size = ceil_div(tiles, row_blocks) * mr * plan.kc;
+    const int64_t buffers = std::min<int64_t>(phases, 2);
+    T* panels = thread_workspace<T>(buffers * panel_size + team * own_a_size);
+    std::unique_ptr<Phase[]> progress(new Phase[phases]);
+    auto first_row = [&](int64_t block) { return std::min(m, block * tiles / row_blocks * mr); };
 
     parallel_claim(team, [&](int thread) {
-        T* own_a = panels + 2 * panel_size + thread * own_a_size;
+        T* own_a = panels + buffers * panel_size + thread * own_a_size;
         for (int64_t phase = 0; phase < phases; ++phase) {
-            const int64_t jc = phase / k_steps * plan.nc, pc = phase % k_steps * plan.kc;
-            const int64_t cols = std::min(plan.nc, n - jc), kc = std::min(plan.kc, k - pc);
+            const int64_t jc = phase * plan.nc, cols = std::min(plan.nc, n - jc);
             T* panel = panels + phase % 2 * panel_size;
             Phase& now = progress[phase];
             // The buffer held the panel two phases back: wait until its work is done.
-            if (phase >= 2) {
-                const int64_t old_cols = std::min(plan.nc, n - (phase - 2) / k_steps * plan.nc);
-                wait_until_reaches(progress[phase - 2].computed, chunks_of(old_cols));
-            }
-            const int64_t b_panels = ceil_div(cols, nr), pack_step = pack_step_of(b_panels);
-            for (int64_t first; (first = now.next_pack.fetch_add(pack_step)) < b_panels;) {
-                const int64_t last = std::min(b_panels, first + pack_step);
-                kernels.pack_b(b, pc, kc, jc + first * nr, std::min(last * nr, cols) - first * nr,
-                               panel + first * nr * kc);
+            if (phase >= 2) wait_until_reaches(progress[phase - 2].computed, row_blocks);
+            // Strips of kc rows × NR columns, stored k-step after k-step.
+            const int64_t b_panels = ceil_div(cols, nr), width = b_panels * nr, strips = k_steps * b_panels;
+            const int64_t pack_step = std::max<int64_t>(1, strips / (kGemmChunksPerThread * team));
+            for (int64_t first; (first = now.next_pack.fetch_add(pack_step)) < strips;) {
+                const int64_t last = std::min(strips, first + pack_step);
+                for (int64_t strip = first; strip < last;) {
+                    const int64_t step = strip / b_panels, pc = step * plan.kc, kc = std::min(plan.kc, k - pc);
+                    const int64_t j0 = strip % b_panels, j1 = std::min(b_panels, j0 + last - strip);
+                    kernels.pack_b(b, pc, kc, jc + j0 * nr, std::min(j1 * nr, cols) - j0 * nr,
+                                   panel + pc * width + j0 * nr * kc);
+                    strip += j1 - j0;
+                }
                 now.packed.fetch_add(last - first, std::memory_order_release);
             }
-            wait_until_reaches(now.packed, b_panels);
-            if (phase >= 1) {
-                const int64_t old_cols = std::min(plan.nc, n - (phase - 1) / k_steps * plan.nc);
-                wait_until_reaches(progress[phase - 1].computed, chunks_of(old_cols));
-            }
-            const int64_t column_groups = ceil_div(cols, group), chunks = row_blocks * column_groups;
-            int64_t packed_rows = -1;
-            for (int64_t chunk; (chunk = now.next_chunk.fetch_add(1)) < chunks;) {
-                const int64_t ic = chunk / column_groups * mc, jg = chunk % column_groups * group;
-                const int64_t rows = std::min(mc, m - ic);
-                if (packed_rows != ic) kernels.pack_a(a, ic, rows, pc, kc, own_a);
-                packed_rows = ic;
-                const OutputRef<T> out{c.data + ic * c.row_stride + (jc + jg) * c.col_stride,
-                                       c.row_stride, c.col_stride};
-                kernels.packed_block(kc, own_a, rows, panel + jg * kc, std::min(group, cols - jg),
-                                     out, accumulate || pc > 0);
+            wait_until_reaches(now.packed, strips);
+            for (int64_t block; (block = now.next_chunk.fetch_add(1)) < row_blocks;) {
+                const int64_t ic = first_row(block), rows = first_row(block + 1) - ic;
+                for (int64_t pc = 0; pc < k; pc += plan.kc) {
+                    const int64_t kc = std::min(plan.kc, k - pc);
+                    kernels.pack_a(a, ic, rows, pc, kc, own_a);
+                    for (int64_t jg = 0; jg < cols; jg += group) {
+                        const OutputRef<T> out{c.data + ic * c.row_stride + (jc + jg) * c.col_stride,
+                                               c.row_stride, c.col_stride};
+                        kernels.packed_block(kc, own_a, rows, panel + pc * width + jg * kc,
+                                             std::min(group, cols - jg), out, accumulate || pc > 0);
+                    }
+                }
                 now.computed.fetch_add(1, std::memory_order_release);
             }
         }

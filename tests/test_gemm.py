@@ -105,9 +105,11 @@ def restore_num_threads():
     fastcnn.set_num_threads(previous)
 
 
-# Products big enough for a team of threads on each special path.
+# Products big enough for a team of threads on each special path, and on the
+# packed path (several k-steps; rows in blocks of unequal tile counts).
 THREADED = [(1, 4096, 300, False, False), (1, 4096, 300, False, True), (2, 3000, 500, False, True),
-            (64, 1176, 10, False, False), (64, 784, 10, True, False), (64, 2000, 12, False, False)]
+            (64, 1176, 10, False, False), (64, 784, 10, True, False), (64, 2000, 12, False, False),
+            (301, 900, 203, False, False), (203, 900, 301, True, True)]
 
 
 @pytest.mark.usefixtures("restore_num_threads")
