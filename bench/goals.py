@@ -32,13 +32,18 @@ class Goal(NamedTuple):
 
 GOALS = (
     Goal("GEMM, square", "Matmul", SQUARE, "NumPy @", 1.0,
-         "The packed micro-kernel's inner loop runs at OpenBLAS's rate; the gap is in "
-         "the edges and the C-tile traffic of each block (ENGINE.md §1). Would close "
-         "it: prefetching the next A and B panels and C rows, edge tiles of their own."),
+         "float32 is at OpenBLAS's rate within a few percent. float64 is limited by one "
+         "thread's rate (48-51 GFLOP/s, OpenBLAS about 52): its k-block of 344 makes a "
+         "12×344 A panel of 33 KB, more than a 32 KB L1. Would close it: float64 blocks "
+         "sized to L1 and a tile of its own; for 512², starting on the first k-step "
+         "before all of B is packed."),
     Goal("GEMM, network shapes", "Matmul", NETWORK_SHAPES, "NumPy @", 1.2,
-         "A product this small is over in 10-100 µs: the thread pool's hand-over and the "
-         "partial last tile weigh. Would close it: a tile shaped for narrow n (256-bit "
-         "lanes for n ≤ 12), one thread below a few MFLOP."),
+         "Calls of 10-100 µs, where two-thread figures are bimodal: in some processes the "
+         "second thread is asleep when each short call starts and the caller runs both "
+         "halves, so the table shows one thread's rate ((64×1176)·(1176×10) float32: "
+         "11.9 µs in 5 of 6 fresh processes, 21.7 µs in the sixth; OpenBLAS 24 µs). "
+         "Would close it: finding why the worker misses those calls (it spins 150 µs "
+         "after each), then keeping it awake through a run of short calls."),
     Goal("Convolution fwd + bwd, write-up layers, N=64", "Convolution, forward + backward",
          tuple(f"64, {shape}" for shape in WRITEUP_SHAPES), "PyTorch", 2.0,
          "The 10→20-channel layer (003b, 16×16, 5×5) runs each of its three passes within "
@@ -50,22 +55,37 @@ GOALS = (
          "003b at N=1: the weight gradient is the slowest pass (46 µs on one thread): an "
          "image of 256 pixels is too short for its register tiles, so the sums across "
          "lanes at the end of each tile weigh; one image split over two threads gains "
-         "1.5-1.6×. Would close it: a transposed reduction of the tiles' lanes."),
+         "1.5-1.6×. Would close it: a transposed reduction of the tiles' lanes. The other "
+         "N=1 calls (5-50 µs) show the two-thread bimodality of the small GEMMs (see "
+         "there): 001 and 004b measured 7.1× and 6.2× in the kernels' own before/after "
+         "run."),
     Goal("Convolution 64→64 3×3, N=32", "Convolution, forward + backward",
          ("32, 64, 32, 32, 64, 3, 1, 1",), "PyTorch", 1.25,
-         "Compute-bound: see the share of peak it needs."),
+         "Compute-bound: oneDNN already runs at three quarters of the peak, so 1.25× "
+         "its speed is nearly all of it (the needed share above); fastcnn's three "
+         "passes run at oneDNN's rate. Would close it: fewer multiplies (Winograd "
+         "F(2×2, 3×3) does 2.25× fewer), not tuning."),
     Goal("Training step, LeNet, batch 64", "Network training step", ("LeNet, batch 64",),
          "PyTorch", 2.0,
-         "Compute-bound: see the share of peak it needs; the per-layer profile below "
-         "shows the 16→32 convolution's three passes as most of the step."),
+         "The 16→32 convolution's three passes are most of the step at two thirds of "
+         "the peak, and the ReLU and pooling layers, memory-bound, take about a sixth "
+         "(profile below): at 2× PyTorch the products would need nearly all of the "
+         "peak. Would close it: ReLU and pooling fused into the convolutions' passes, so "
+         "the memory-bound sixth goes, and fewer multiplies in the 5×5 convolutions."),
     Goal("Training step, VGG-style, batch 64", "Network training step",
          ("VGG-style, batch 64",), "PyTorch", 1.5,
-         "Compute-bound: see the share of peak it needs."),
+         "oneDNN runs this network at over two thirds of the peak, and fastcnn at the "
+         "same rate: 1.5× its speed needs more than the peak (the needed share "
+         "above). Not possible on this host with the same arithmetic; would need "
+         "fewer multiplies (Winograd for the 3×3 layers)."),
     Goal("SimpleCNN epoch, batch 64", "Network epoch", ("SimpleCNN, batch 64",), "PyTorch",
          3.4,
-         "The second 6→6 5×5 convolution's three passes are most of each step (profile "
-         "below) and run at 60-65 % of peak; at 3.4× the whole epoch would need about "
-         "that share of peak for every layer, memory-bound ones included."),
+         "The second 6→6 5×5 convolution's three passes are three quarters of a step at "
+         "two thirds of the peak; the other layers, mostly memory-bound, take the rest "
+         "(profile below). At 3.4× PyTorch's epoch a step may take about 1.6 ms, which "
+         "that convolution alone needs at its current rate: meeting it needs it above "
+         "the peak. Would close it: fewer multiplies for 5×5 (Winograd), and ReLU and "
+         "pooling fused into its passes."),
     Goal("SimpleCNN epoch, batch 1", "Network epoch", ("SimpleCNN, batch 1",), "PyTorch",
          6.0,
          "A step is about 14 kernel calls of 1-25 µs and 14 Python layer calls of "
