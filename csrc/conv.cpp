@@ -1,6 +1,7 @@
 #include "conv.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
@@ -56,6 +57,7 @@ void direct_input_gradient(const ConvShape& s, const T* grad_y, const T* w, T* g
     const int64_t plane = s.height * s.width;
     const OutputLayout out{s.channels * plane, plane, s.stride_h * s.width, s.stride_w};
     std::vector<DirectJob<T>> jobs;
+    std::vector<std::pair<int64_t, int64_t>> first_taps;  // each job's (row, column) first tap
     int64_t flipped_size = 0;
     for (int64_t a = 0; a < std::min(s.stride_h, s.height); ++a)
         for (int64_t b = 0; b < std::min(s.stride_w, s.width); ++b) {
@@ -74,15 +76,15 @@ void direct_input_gradient(const ConvShape& s, const T* grad_y, const T* w, T* g
                                     s.channels, rows.taps, cols.taps, 1,           1,
                                     rows.size,  cols.size};
             jobs.push_back({shape, nullptr, phase_x, out});
+            first_taps.emplace_back(rows.first_tap, cols.first_tap);
             flipped_size += s.channels * s.filters * rows.taps * cols.taps;
         }
     // Per phase flipped[c][f][m][k] = w[f][c][i][j], i = first row tap + sh·(taps − 1 − m),
     // j likewise.
     T* flipped = workspace<T>(Scratch::flipped_weights, flipped_size);
-    for (DirectJob<T>& job : jobs) {
-        const int64_t a = (job.y - grad_x) / s.width, b = (job.y - grad_x) % s.width;
-        const int64_t first_i = input_phase(a, s.height, s.kernel_h, s.stride_h, s.pad_h).first_tap;
-        const int64_t first_j = input_phase(b, s.width, s.kernel_w, s.stride_w, s.pad_w).first_tap;
+    for (size_t index = 0; index < jobs.size(); ++index) {
+        DirectJob<T>& job = jobs[index];
+        const auto [first_i, first_j] = first_taps[index];
         const int64_t taps_h = job.shape.kernel_h, taps_w = job.shape.kernel_w;
         for (int64_t f = 0; f < s.filters; ++f)
             for (int64_t c = 0; c < s.channels; ++c)
