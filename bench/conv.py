@@ -8,7 +8,7 @@ from fastcnn import Convolutional, kernels, reference
 
 from .measure import SEED, Timing, interleaved, loop_timing
 from .report import cell, first_samples, table
-from .torch_baselines import torch_conv
+from .torch_baselines import LAYOUTS, faster_layout, torch_conv
 from .writeups import writeup002_conv, writeup004_conv
 
 class ConvCase(NamedTuple):
@@ -91,15 +91,17 @@ def _run_case(case, settings, libraries, report):
         both[label] = lambda module=module: conv_forward_backward(module, x, w, bias, grad_y, s, p)
     timings = {}
     if libraries.torch is not None:
-        forwards["PyTorch"], both["PyTorch"] = torch_conv(
-            libraries.torch, x, w, bias, grad_y, s, p
-        )
-        report.compare(f"{name}: fastcnn vs PyTorch", expected, both["PyTorch"]())
+        for layout in LAYOUTS:
+            forwards[f"PyTorch {layout}"], both[f"PyTorch {layout}"] = torch_conv(
+                libraries.torch, x, w, bias, grad_y, s, p, layout
+            )
+            report.compare(f"{name}: fastcnn vs PyTorch {layout}", expected,
+                           both[f"PyTorch {layout}"]())
     else:
         timings["PyTorch"] = ("PyTorch not installed",) * 2
-    forward_seconds = interleaved(forwards, settings)
-    both_seconds = interleaved(both, settings)
-    for label in forwards:
+    forward_seconds = faster_layout(interleaved(forwards, settings))
+    both_seconds = faster_layout(interleaved(both, settings))
+    for label in forward_seconds:
         timings[label] = (Timing(forward_seconds[label]), Timing(both_seconds[label]))
 
     loops = {}
@@ -154,7 +156,8 @@ def conv_section(settings, libraries, report):
         "## Convolution layers (float32)\n\n"
         "Forward: `correlate2d` with bias. Forward + backward adds "
         "`correlate2d_backward_weight`, `convolve2d_full` and the bias gradient. "
-        "PyTorch: `conv2d` under `no_grad`; then `conv2d` and autograd `backward`. "
+        "PyTorch: `conv2d` under `no_grad`; then `conv2d` and autograd `backward`; each "
+        "timed with the tensors in NCHW and in channels_last memory, the faster shown. "
         "GFLOP/s is fastcnn's, counting 2·N·F·Ho·Wo·C·k² per pass "
         "(three passes for forward + backward), and its share of the peak.\n\n"
         + "\n\n".join(tables)

@@ -93,7 +93,11 @@ GOALS = (
          "close it: fewer, larger calls per step (a compiled step for a known layer "
          "list), outside the write-ups' one-call-per-layer contract."),
     Goal("Max-pool 2×2 fwd + bwd", "Max-pool 2×2, forward + backward", None, "PyTorch", 3.0,
-         ""),
+         "Against PyTorch in channels_last memory, whose pooling reads each pixel's "
+         "channels as one contiguous vector: fastcnn pools NCHW planes, a 32-column plane "
+         "giving rows of 16 outputs, and writes an int64 argmax per output. Would close "
+         "it: the channels-last layout kept between layers that the convolutions want "
+         "too."),
 )
 PEAK_MEMORY_GOAL_MIB = 400
 

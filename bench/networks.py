@@ -16,7 +16,7 @@ from .data import load_images, normalise
 from .end_to_end import EPOCH_IMAGES
 from .measure import SEED, Timing, interleaved
 from .report import cell, format_rate, table
-from .torch_baselines import named_arrays, torch_arrays, torch_model, torch_train_step
+from .torch_baselines import LAYOUTS, named_arrays, torch_arrays, torch_model, torch_train_step
 
 NETWORKS = (  # (name, layers factory, sample shape)
     ("SimpleCNN", PRESETS["simplecnn"].layers, (1, 28, 28)),
@@ -26,7 +26,6 @@ NETWORKS = (  # (name, layers factory, sample shape)
 BATCH_SIZES = (64, 1)
 LEARNING_RATE = 0.01
 CLASSES = 10
-LAYOUTS = ("NCHW", "channels_last")
 CHECKED_STEPS = 2  # of the epoch check, which trains both libraries in the same order
 CHECKED_SAMPLES = 8  # of the float64 step check (PyTorch's float64 convolutions are slow)
 

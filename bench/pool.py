@@ -6,7 +6,7 @@ from fastcnn import kernels, reference
 
 from .measure import SEED, Timing, interleaved, loop_timing
 from .report import cell, first_samples, table
-from .torch_baselines import torch_pool
+from .torch_baselines import LAYOUTS, faster_layout, torch_pool
 from .writeups import writeup004_maxpool
 
 POOL_SHAPES = ((64, 6, 28, 28), (64, 10, 32, 32), (1000, 10, 32, 32))
@@ -43,12 +43,15 @@ def pool_section(settings, libraries, report):
         }
         timings = {}
         if libraries.torch is not None:
-            runs["PyTorch"] = torch_pool(libraries.torch, x, grad_y)
-            report.compare(f"max-pool ({label}): fastcnn vs PyTorch", expected, runs["PyTorch"]())
+            for layout in LAYOUTS:
+                runs[f"PyTorch {layout}"] = torch_pool(libraries.torch, x, grad_y, layout)
+                report.compare(f"max-pool ({label}): fastcnn vs PyTorch {layout}", expected,
+                               runs[f"PyTorch {layout}"]())
         else:
             timings["PyTorch"] = "PyTorch not installed"
         timings.update(
-            (name, Timing(seconds)) for name, seconds in interleaved(runs, settings).items()
+            (name, Timing(seconds))
+            for name, seconds in faster_layout(interleaved(runs, settings)).items()
         )
         timings["write-up 004"], samples = loop_timing(
             lambda count: writeup004_maxpool(x[:count], grad_y[:count]), n, settings

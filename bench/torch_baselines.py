@@ -7,11 +7,33 @@ benchmark imports it once, where it decides whether it is installed.
 import fastcnn
 
 
-def torch_conv(torch, x, w, bias, grad_y, stride, padding):
-    """(forward, forward_backward) closures over PyTorch tensors sharing the arrays."""
+LAYOUTS = ("NCHW", "channels_last")
+
+
+def _tensor(torch, array, layout):
+    """The array as a tensor in ``layout`` memory (NCHW shares the array's memory)."""
+    tensor = torch.from_numpy(array)
+    if layout == "channels_last" and tensor.dim() == 4:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
+def faster_layout(seconds):
+    """``seconds`` ({name: seconds}) with its "PyTorch NCHW" and "PyTorch channels_last"
+    entries replaced by one "PyTorch" entry, the faster of the two."""
+    layouts = [seconds.pop(f"PyTorch {layout}") for layout in LAYOUTS
+               if f"PyTorch {layout}" in seconds]
+    if layouts:
+        seconds["PyTorch"] = min(layouts)
+    return seconds
+
+
+def torch_conv(torch, x, w, bias, grad_y, stride, padding, layout="NCHW"):
+    """(forward, forward_backward) closures over PyTorch tensors holding the arrays in
+    ``layout`` memory ("NCHW" or "channels_last")."""
     functional = torch.nn.functional
-    x_t, w_t, bias_t = (torch.from_numpy(a).requires_grad_() for a in (x, w, bias))
-    grad_y_t = torch.from_numpy(grad_y)
+    x_t, w_t, bias_t = (_tensor(torch, a, layout).requires_grad_() for a in (x, w, bias))
+    grad_y_t = _tensor(torch, grad_y, layout)
 
     def forward():
         with torch.no_grad():
@@ -32,10 +54,11 @@ def torch_conv(torch, x, w, bias, grad_y, stride, padding):
     return forward, forward_backward
 
 
-def torch_pool(torch, x, grad_y):
-    """A closure: 2x2 max-pool with indices and its backward; returns the arrays."""
-    x_t = torch.from_numpy(x).requires_grad_()
-    grad_y_t = torch.from_numpy(grad_y)
+def torch_pool(torch, x, grad_y, layout="NCHW"):
+    """A closure: 2x2 max-pool with indices and its backward, on tensors in ``layout``
+    memory; returns the arrays."""
+    x_t = _tensor(torch, x, layout).requires_grad_()
+    grad_y_t = _tensor(torch, grad_y, layout)
 
     def forward_backward():
         x_t.grad = None
